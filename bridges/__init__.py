@@ -1,0 +1,1 @@
+"""Omniclear cross-chain layer: chain clients, event watchers, relayer, reconciliation."""

@@ -1,0 +1,1 @@
+"""Omniclear oracle module: price sources, aggregation, RWA calendars, signed reports."""
