@@ -1,0 +1,42 @@
+"""Deposit crediting: the vault watchers' sink, backed by the ledger.
+
+``DepositSink`` turns a confirmed range of vault ``Deposit`` logs into ledger credits;
+the ledger writes the credits and the watcher cursor in one transaction, keyed by
+(chain id, deposit nonce), so a re-scan, a restart or a second watcher credits nothing
+twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from aggregator.ledger import Ledger
+from bridges.events import decode_deposit
+from bridges.watcher import Cursor
+
+CURSOR_NAME = "vault-deposits"
+
+
+class DepositSink:
+    """A ``WatchSink`` that credits vault deposits to unified accounts."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+
+    def cursor(self, chain_id: int, name: str) -> Cursor | None:
+        return self.ledger.cursor(chain_id, name)
+
+    def block_hashes(self, chain_id: int, name: str, below_or_at: int, limit: int) -> list[tuple[int, str]]:
+        return self.ledger.block_hashes(chain_id, name, below_or_at, limit)
+
+    def rewind(self, chain_id: int, name: str, to: Cursor) -> None:
+        self.ledger.rewind(chain_id, name, to)
+
+    def alert(self, chain_id: int, kind: str, message: str) -> None:
+        self.ledger.alert(chain_id, kind, message)
+
+    def apply(self, chain_id: int, name: str, logs: Sequence[Any], cursor: Cursor,
+              blocks: Sequence[tuple[int, str]]) -> int:
+        events = [decode_deposit(chain_id, lg) for lg in logs]
+        return len(self.ledger.apply_deposits(chain_id, events, name, cursor, blocks))

@@ -1,0 +1,231 @@
+"""The ledger store: deposits credited exactly once to one account across all chains.
+
+A unified account holds a settled balance per chain (native token units, exactly what
+the vault on that chain holds for it). Its margin value is the sum over chains of each
+balance in internal units, each rounded down (see ``aggregator.units``).
+
+Exactly once: ``ledger_deposit``'s primary key is (chain id, deposit nonce). A batch of
+deposits and the watcher cursor that covers them are written in one transaction; a
+replayed or re-scanned deposit is recognised by its key and skipped, and a concurrent
+writer that wins the race makes the loser retry and skip.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import delete, func
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlmodel import Session, select
+
+from aggregator.config import Settings
+from aggregator.models import Account, Balance, ChainAlert, ChainBlock, ChainCursor, Deposit, utcnow
+from aggregator.units import to_internal
+from bridges.events import DepositEvent
+from bridges.watcher import Cursor
+
+log = logging.getLogger(__name__)
+
+KEEP_BLOCK_HASHES = 512
+
+
+@dataclass(frozen=True)
+class ChainBalance:
+    chain: str
+    chain_id: int
+    token: str
+    native: int
+    internal: int
+    decimals: int
+
+
+@dataclass(frozen=True)
+class AccountView:
+    address: str
+    balances: tuple[ChainBalance, ...]
+
+    @property
+    def total_internal(self) -> int:
+        return sum(b.internal for b in self.balances)
+
+
+@dataclass(frozen=True)
+class Custody:
+    chain: str
+    chain_id: int
+    native: int
+    internal: int
+    deposits: int
+    accounts: int
+    cursor_block: int | None
+
+
+class LedgerError(Exception):
+    """The ledger refused an operation; the message says why."""
+
+
+class Ledger:
+    """Ledger operations over one database engine (SQLite or PostgreSQL)."""
+
+    def __init__(self, engine: Engine, settings: Settings) -> None:
+        self.engine = engine
+        self.settings = settings
+        self._decimals = {c.chain_id: c.token.decimals for c in settings.chains}
+        self._names = {c.chain_id: c.name for c in settings.chains}
+
+    def _to_internal(self, chain_id: int, native: int) -> int:
+        return to_internal(native, self._decimals[chain_id], self.settings.ledger.decimals)
+
+    # --- writes --------------------------------------------------------------------
+
+    def apply_deposits(
+        self,
+        chain_id: int,
+        events: Sequence[DepositEvent],
+        cursor_name: str,
+        cursor: Cursor,
+        blocks: Iterable[tuple[int, str]] = (),
+    ) -> list[DepositEvent]:
+        """Credit ``events`` not credited before, and move the cursor, in one transaction.
+
+        Return the events that were newly credited. ``blocks`` are (number, hash) pairs
+        of processed blocks, kept for reorg walk-back.
+        """
+        if chain_id not in self._decimals:
+            raise LedgerError(f"unknown chain id {chain_id}")
+        blocks = list(blocks)
+        for attempt in range(5):
+            try:
+                return self._apply_deposits_once(chain_id, events, cursor_name, cursor, blocks)
+            except (IntegrityError, OperationalError) as e:
+                # Another writer credited some of these (or held the lock) first: retry,
+                # and the deposits it credited are then skipped by key.
+                log.info("deposit batch on chain %d retried after %s", chain_id, type(e).__name__)
+                if attempt == 4:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _apply_deposits_once(self, chain_id, events, cursor_name, cursor, blocks) -> list[DepositEvent]:
+        credited: list[DepositEvent] = []
+        with Session(self.engine) as s:
+            nonces = [e.deposit_nonce for e in events]
+            seen: set[int] = set()
+            if nonces:
+                seen = set(s.exec(select(Deposit.deposit_nonce).where(
+                    Deposit.chain_id == chain_id, Deposit.deposit_nonce.in_(nonces))).all())  # type: ignore[attr-defined]
+            for e in events:
+                if e.chain_id != chain_id:
+                    raise LedgerError(f"deposit from chain {e.chain_id} in a batch for chain {chain_id}")
+                if e.deposit_nonce in seen:
+                    continue
+                seen.add(e.deposit_nonce)
+                self._credit(s, e)
+                credited.append(e)
+            row = s.get(ChainCursor, (chain_id, cursor_name))
+            if row is None:
+                s.add(ChainCursor(chain_id=chain_id, name=cursor_name, block_number=cursor.block_number,
+                                  block_hash=cursor.block_hash))
+            else:
+                row.block_number, row.block_hash, row.updated_at = cursor.block_number, cursor.block_hash, utcnow()
+                s.add(row)
+            for number, h in blocks:
+                s.merge(ChainBlock(chain_id=chain_id, name=cursor_name, number=number, hash=h))
+            s.exec(delete(ChainBlock).where(  # type: ignore[call-overload]
+                ChainBlock.chain_id == chain_id, ChainBlock.name == cursor_name,
+                ChainBlock.number < cursor.block_number - KEEP_BLOCK_HASHES))
+            s.commit()
+        return credited
+
+    def _credit(self, s: Session, e: DepositEvent) -> None:
+        if e.amount <= 0:
+            raise LedgerError(f"deposit {e.chain_id}/{e.deposit_nonce} has non-positive amount {e.amount}")
+        if s.get(Account, e.account) is None:
+            s.add(Account(address=e.account))
+            s.flush()
+        bal = s.get(Balance, (e.account, e.chain_id, e.token))
+        if bal is None:
+            bal = Balance(account=e.account, chain_id=e.chain_id, token=e.token, native=0)
+        bal.native += e.amount
+        bal.updated_at = utcnow()
+        s.add(bal)
+        s.add(Deposit(
+            chain_id=e.chain_id, deposit_nonce=e.deposit_nonce, account=e.account, token=e.token,
+            amount_native=e.amount, amount_internal=self._to_internal(e.chain_id, e.amount),
+            block_number=e.block_number, block_hash=e.block_hash, tx_hash=e.tx_hash, log_index=e.log_index,
+        ))
+
+    def rewind(self, chain_id: int, cursor_name: str, to: Cursor) -> None:
+        """Move the cursor back to ``to`` after a reorg and forget the orphaned hashes."""
+        with Session(self.engine) as s:
+            row = s.get(ChainCursor, (chain_id, cursor_name))
+            if row is not None:
+                row.block_number, row.block_hash, row.updated_at = to.block_number, to.block_hash, utcnow()
+                s.add(row)
+            s.exec(delete(ChainBlock).where(  # type: ignore[call-overload]
+                ChainBlock.chain_id == chain_id, ChainBlock.name == cursor_name, ChainBlock.number > to.block_number))
+            s.commit()
+
+    def alert(self, chain_id: int, kind: str, message: str) -> None:
+        log.error("ALERT chain %d %s: %s", chain_id, kind, message)
+        with Session(self.engine) as s:
+            s.add(ChainAlert(chain_id=chain_id, kind=kind, message=message))
+            s.commit()
+
+    # --- reads ---------------------------------------------------------------------
+
+    def cursor(self, chain_id: int, cursor_name: str) -> Cursor | None:
+        with Session(self.engine) as s:
+            row = s.get(ChainCursor, (chain_id, cursor_name))
+            return None if row is None else Cursor(row.block_number, row.block_hash)
+
+    def block_hashes(self, chain_id: int, cursor_name: str, below_or_at: int, limit: int) -> list[tuple[int, str]]:
+        """Return up to ``limit`` processed (number, hash) pairs at or below a height, newest first."""
+        with Session(self.engine) as s:
+            rows = s.exec(select(ChainBlock).where(
+                ChainBlock.chain_id == chain_id, ChainBlock.name == cursor_name, ChainBlock.number <= below_or_at,
+            ).order_by(ChainBlock.number.desc()).limit(limit)).all()  # type: ignore[attr-defined]
+            return [(r.number, r.hash) for r in rows]
+
+    def account(self, address: str) -> AccountView | None:
+        """Return the account's balance on each chain, or None if it never deposited."""
+        with Session(self.engine) as s:
+            if s.get(Account, address) is None:
+                return None
+            rows = s.exec(select(Balance).where(Balance.account == address)).all()
+            balances = tuple(sorted(
+                (ChainBalance(self._names.get(r.chain_id, str(r.chain_id)), r.chain_id, r.token, r.native,
+                              self._to_internal(r.chain_id, r.native), self._decimals.get(r.chain_id, 0))
+                 for r in rows if r.chain_id in self._decimals),
+                key=lambda b: b.chain_id))
+            return AccountView(address, balances)
+
+    def custody(self) -> list[Custody]:
+        """Return, per configured chain, the sum of settled balances as the ledger sees it."""
+        out = []
+        with Session(self.engine) as s:
+            for c in self.settings.chains:
+                natives = s.exec(select(Balance.native).where(Balance.chain_id == c.chain_id)).all()
+                total = sum(natives)
+                internal = sum(self._to_internal(c.chain_id, n) for n in natives)
+                deposits = s.exec(select(func.count()).select_from(Deposit).where(Deposit.chain_id == c.chain_id)).one()
+                cur = s.exec(select(func.max(ChainCursor.block_number)).where(ChainCursor.chain_id == c.chain_id)).one()
+                out.append(Custody(c.name, c.chain_id, total, internal, int(deposits),
+                                   len(natives), cur))
+        return out
+
+    def deposit_count(self, chain_id: int | None = None) -> int:
+        with Session(self.engine) as s:
+            q = select(func.count()).select_from(Deposit)
+            if chain_id is not None:
+                q = q.where(Deposit.chain_id == chain_id)
+            return int(s.exec(q).one())
+
+    def alerts(self, chain_id: int | None = None) -> list[ChainAlert]:
+        with Session(self.engine) as s:
+            q = select(ChainAlert).order_by(ChainAlert.id)
+            if chain_id is not None:
+                q = q.where(ChainAlert.chain_id == chain_id)
+            return list(s.exec(q).all())
