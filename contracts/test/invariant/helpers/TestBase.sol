@@ -1,0 +1,86 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.30;
+
+/**
+ * @dev The subset of Foundry's cheatcodes these tests use. forge-std is not installed in this
+ * project (no registry ships a current version), so the tests talk to the cheatcode address
+ * directly. Assertions are cheatcodes too: they revert on failure, which forge reports.
+ */
+interface Vm {
+    struct Log {
+        bytes32[] topics;
+        bytes data;
+        address emitter;
+    }
+
+    function prank(address sender) external;
+    function startPrank(address sender) external;
+    function stopPrank() external;
+    function expectRevert(bytes calldata revertData) external;
+    function expectRevert(bytes4 revertSelector) external;
+    function expectEmit(bool checkTopic1, bool checkTopic2, bool checkTopic3, bool checkData, address emitter)
+        external;
+    function assume(bool condition) external pure;
+    function label(address account, string calldata newLabel) external;
+    function recordLogs() external;
+    function getRecordedLogs() external returns (Log[] memory logs);
+
+    function assertEq(uint256 left, uint256 right, string calldata err) external pure;
+    function assertEq(address left, address right, string calldata err) external pure;
+    function assertEq(bool left, bool right, string calldata err) external pure;
+    function assertEq(bytes32 left, bytes32 right, string calldata err) external pure;
+    function assertTrue(bool condition, string calldata err) external pure;
+    function assertFalse(bool condition, string calldata err) external pure;
+    function assertGt(uint256 left, uint256 right, string calldata err) external pure;
+    function assertGe(uint256 left, uint256 right, string calldata err) external pure;
+}
+
+/// @dev Shared helpers: the cheatcode handle, labelled addresses and a `bound` for fuzz inputs.
+abstract contract TestBase {
+    Vm internal constant vm = Vm(address(uint160(uint256(keccak256("hevm cheat code")))));
+
+    /// @dev Marks the contract as a test contract for forge's legacy detection.
+    bool public constant IS_TEST = true;
+
+    /// @dev A deterministic address derived from `name`, labelled in traces.
+    function makeAddr(string memory name) internal returns (address account) {
+        account = address(uint160(uint256(keccak256(abi.encodePacked(name)))));
+        vm.label(account, name);
+    }
+
+    /// @dev Map `x` into `[min, max]` (inclusive); values already in range are kept unchanged.
+    function bound(uint256 x, uint256 min, uint256 max) internal pure returns (uint256) {
+        require(min <= max, "bound: min > max");
+        if (x >= min && x <= max) return x;
+        uint256 size = max - min;
+        if (size == type(uint256).max) return x;
+        return min + (x % (size + 1));
+    }
+}
+
+/// @dev `targetContracts()` / `targetSelectors()` as forge's invariant runner reads them.
+abstract contract InvariantBase is TestBase {
+    struct FuzzSelector {
+        address addr;
+        bytes4[] selectors;
+    }
+
+    address[] private _targetedContracts;
+    FuzzSelector[] private _targetedSelectors;
+
+    function targetContract(address target) internal {
+        _targetedContracts.push(target);
+    }
+
+    function targetSelector(FuzzSelector memory selector) internal {
+        _targetedSelectors.push(selector);
+    }
+
+    function targetContracts() public view returns (address[] memory) {
+        return _targetedContracts;
+    }
+
+    function targetSelectors() public view returns (FuzzSelector[] memory) {
+        return _targetedSelectors;
+    }
+}
