@@ -1,0 +1,1016 @@
+"""Matching core: one price-time priority limit order book per instrument.
+
+Units
+    Prices are positive integers in the instrument's quote unit (1e-6 USDC per whole
+    unit of the underlying, see ``aggregator.core.instruments``) and must be multiples of
+    the book's ``tick_size``. Sizes are positive integers in the instrument's size unit
+    (10^-size_decimals of the underlying) and must be multiples of ``lot_size``. No float
+    ever enters the book.
+
+Book layout
+    Each side is a ``dict`` from a *key* to a ``_Level`` plus a ``list`` of the keys kept
+    sorted ascending with ``bisect``. Bid keys are prices, ask keys are negated prices, so
+    on both sides the best level is the *last* key: reading it is ``keys[-1]`` and
+    removing the best level is ``keys.pop()`` (O(1)); creating or removing an inner level
+    is a bisect plus a ``memmove`` of the key list (O(log L + L) with a tiny constant, L
+    = number of live levels on that side). A level holds a ``deque`` of ``_Order``
+    objects in arrival order, its open quantity and its live-order count. Resting orders
+    are also indexed by order id, by account and by (account, client order id).
+
+Ordering invariant
+    Within a side, a better price always executes first; within a price level, the order
+    that arrived (or lost priority) first executes first. A new order, an amended price or
+    an increased size takes a fresh place at the back of its level; a size decrease keeps
+    the place. At rest the book is never crossed: best bid < best ask. Every level in a
+    side's dict has at least one live order and its key is in the sorted key list, and
+    conversely.
+
+Cancellation
+    Cancelling is O(1) plus the level removal when the level empties: the order is
+    unlinked from the indexes and marked dead (``remaining = 0``) but left in its level's
+    deque; the matcher skips dead entries when it meets them. A level compacts its deque
+    when dead entries outnumber live ones (amortised O(1)). An ``_Order`` object is never
+    revived: an order re-entering the book (amend that loses priority) is a new object.
+
+Complexity
+    Submit that rests: O(1) at an existing level, O(log L + L) for a new level. Each fill
+    is O(1). Cancel: O(1), plus O(log L + L) if it empties its level. Cancel-all for an
+    account: O(k) for its k resting orders. FOK pre-check: O(levels crossed), or O(orders
+    crossed) when the taker's own account rests orders in the book (self-trade
+    prevention must be simulated).
+
+Matching rules
+    - Time in force: ``GTC`` rests its remainder; ``IOC`` expires its remainder;
+      ``FOK`` executes fully or expires without touching the book (no fills, no STP
+      cancels); ``POST_ONLY`` is rejected (``POST_ONLY_WOULD_TAKE``) if it would cross
+      at arrival, else rests like GTC. Market orders are IOC or FOK with a limit price
+      derived from the caller's protection band around a reference price (the best
+      opposite price unless the caller passes one, e.g. the oracle mark).
+    - Fills execute at the resting (maker) order's price.
+    - Self-trade prevention is decided by the *taker's* mode when it meets a resting
+      order of the same account: ``CANCEL_RESTING`` (default, as Binance's
+      EXPIRE_MAKER) cancels the resting order and continues, ``CANCEL_TAKING`` cancels the
+      taker's remainder, ``CANCEL_BOTH`` does both. An account never trades with itself.
+    - Reduce-only is a risk rule: the book carries the flag on the order and its events,
+      the caller (risk engine) decides. Market status (closed RWA market) is also the
+      caller's; the book only knows ``close()`` (expired or delisted instrument).
+    - Order ids are chosen by the caller (the sequencer) and must strictly increase per
+      book: uniqueness without remembering every id ever used. A rejected order still
+      consumes its id. Client order ids (0 = none) are unique among an account's
+      resting orders.
+    - Amend takes the new *total* size (FIX OrderQty semantics): the new open quantity is
+      the new size minus what already filled, so a fill racing the amend never makes the
+      order larger than intended; an amend to a size at or below the filled quantity is
+      rejected (``AMEND_SIZE_BELOW_FILLED``), cancel instead. An amended price that
+      crosses executes as a taker (a post-only order is rejected instead and left as it
+      was).
+
+Outputs
+    Every request returns a ``list`` of immutable events (``NamedTuple`` subclasses) in
+    the order they happened: ``OrderAccepted``, ``OrderRejected``, ``OrderFilled``,
+    ``OrderCancelled``, ``OrderAmended``, ``OrderExpired``, ``CancelRejected``,
+    ``AmendRejected``. Reason codes are ``StrEnum`` members whose values are stable
+    strings, safe to put on the wire and in the journal.
+
+Known limits
+    - One thread: the book is not thread-safe; the sequencer serialises requests.
+    - Levels are kept in a sorted Python list: a side with tens of thousands of distinct
+      live price levels pays a ``memmove`` per level insert/remove (still microseconds).
+    - No stop/trigger orders, no iceberg/hidden quantity, no GTD time expiry inside the
+      book (the caller cancels at expiry), no auction/uncross phase.
+    - Arguments are trusted to be ``int`` (the sequencer has decoded and validated the
+      wire format); values are range-checked, types are not, to keep the hot path fast.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, insort
+from collections import deque
+from collections.abc import Hashable, Iterator
+from enum import IntEnum, StrEnum
+from typing import NamedTuple
+
+__all__ = [
+    "Side",
+    "OrderType",
+    "TimeInForce",
+    "SelfTradePrevention",
+    "RejectReason",
+    "CancelReason",
+    "ExpireReason",
+    "OrderAccepted",
+    "OrderRejected",
+    "OrderFilled",
+    "OrderCancelled",
+    "OrderAmended",
+    "OrderExpired",
+    "CancelRejected",
+    "AmendRejected",
+    "Event",
+    "OrderView",
+    "OrderBook",
+    "MatchingEngine",
+    "BPS",
+]
+
+BPS = 10_000
+
+
+# --------------------------------------------------------------------------- enums
+# Values are the uint8 codes signed in EIP-712 messages; 0 is never valid, so a
+# forgotten field cannot silently mean something.
+
+
+class Side(IntEnum):
+    BUY = 1
+    SELL = 2
+
+
+class OrderType(IntEnum):
+    LIMIT = 1
+    MARKET = 2
+
+
+class TimeInForce(IntEnum):
+    GTC = 1
+    IOC = 2
+    FOK = 3
+    POST_ONLY = 4
+
+
+class SelfTradePrevention(IntEnum):
+    CANCEL_RESTING = 1
+    CANCEL_TAKING = 2
+    CANCEL_BOTH = 3
+
+
+class RejectReason(StrEnum):
+    """Why a request was refused. The values are stable wire codes."""
+
+    ORDER_ID_NOT_INCREASING = "ORDER_ID_NOT_INCREASING"
+    UNKNOWN_INSTRUMENT = "UNKNOWN_INSTRUMENT"
+    INSTRUMENT_CLOSED = "INSTRUMENT_CLOSED"
+    INVALID_SIDE = "INVALID_SIDE"
+    INVALID_TIME_IN_FORCE = "INVALID_TIME_IN_FORCE"
+    INVALID_STP = "INVALID_STP"
+    INVALID_PRICE = "INVALID_PRICE"
+    INVALID_TICK = "INVALID_TICK"
+    INVALID_SIZE = "INVALID_SIZE"
+    INVALID_LOT = "INVALID_LOT"
+    SIZE_BELOW_MIN = "SIZE_BELOW_MIN"
+    SIZE_ABOVE_MAX = "SIZE_ABOVE_MAX"
+    INVALID_BAND = "INVALID_BAND"
+    NO_REFERENCE_PRICE = "NO_REFERENCE_PRICE"
+    DUPLICATE_CLIENT_ORDER_ID = "DUPLICATE_CLIENT_ORDER_ID"
+    POST_ONLY_WOULD_TAKE = "POST_ONLY_WOULD_TAKE"
+    UNKNOWN_ORDER = "UNKNOWN_ORDER"
+    NOT_ORDER_OWNER = "NOT_ORDER_OWNER"
+    AMEND_NO_CHANGE = "AMEND_NO_CHANGE"
+    AMEND_SIZE_BELOW_FILLED = "AMEND_SIZE_BELOW_FILLED"
+
+
+class CancelReason(StrEnum):
+    USER = "USER"
+    SELF_TRADE_PREVENTION = "SELF_TRADE_PREVENTION"
+    CANCEL_ALL = "CANCEL_ALL"
+
+
+class ExpireReason(StrEnum):
+    IOC_REMAINDER = "IOC_REMAINDER"
+    FOK_NOT_FILLABLE = "FOK_NOT_FILLABLE"
+    INSTRUMENT_CLOSED = "INSTRUMENT_CLOSED"
+
+
+# -------------------------------------------------------------------------- events
+
+
+class OrderAccepted(NamedTuple):
+    """The order passed validation and entered matching (``price`` is the limit used)."""
+
+    instrument: str
+    order_id: int
+    client_order_id: int
+    account: Hashable
+    side: int
+    order_type: int
+    price: int
+    size: int
+    time_in_force: int
+    stp: int
+    reduce_only: bool
+
+
+class OrderRejected(NamedTuple):
+    """The order was refused before matching; nothing changed."""
+
+    instrument: str
+    order_id: int
+    client_order_id: int
+    account: Hashable
+    reason: RejectReason
+
+
+class OrderFilled(NamedTuple):
+    """One execution between a resting maker and an incoming taker, at the maker's price."""
+
+    instrument: str
+    maker_order_id: int
+    taker_order_id: int
+    maker_account: Hashable
+    taker_account: Hashable
+    maker_client_order_id: int
+    taker_client_order_id: int
+    taker_side: int
+    price: int
+    size: int
+    maker_remaining: int
+    taker_remaining: int
+
+
+class OrderCancelled(NamedTuple):
+    """The order left the book (or, for a taker, stopped matching); ``remaining`` died."""
+
+    instrument: str
+    order_id: int
+    client_order_id: int
+    account: Hashable
+    remaining: int
+    reason: CancelReason
+
+
+class OrderAmended(NamedTuple):
+    """Price and/or total size changed; ``remaining`` is the new open quantity."""
+
+    instrument: str
+    order_id: int
+    client_order_id: int
+    account: Hashable
+    price: int
+    size: int
+    remaining: int
+    priority_kept: bool
+
+
+class OrderExpired(NamedTuple):
+    """The order's time in force (or the instrument's end) ended it; ``remaining`` died."""
+
+    instrument: str
+    order_id: int
+    client_order_id: int
+    account: Hashable
+    remaining: int
+    reason: ExpireReason
+
+
+class CancelRejected(NamedTuple):
+    instrument: str
+    order_id: int
+    client_order_id: int
+    account: Hashable
+    reason: RejectReason
+
+
+class AmendRejected(NamedTuple):
+    instrument: str
+    order_id: int
+    client_order_id: int
+    account: Hashable
+    reason: RejectReason
+
+
+Event = (
+    OrderAccepted
+    | OrderRejected
+    | OrderFilled
+    | OrderCancelled
+    | OrderAmended
+    | OrderExpired
+    | CancelRejected
+    | AmendRejected
+)
+
+
+class OrderView(NamedTuple):
+    """A read-only snapshot of a resting order; ``priority`` orders arrivals in a book."""
+
+    instrument: str
+    order_id: int
+    client_order_id: int
+    account: Hashable
+    side: int
+    price: int
+    size: int
+    remaining: int
+    time_in_force: int
+    stp: int
+    reduce_only: bool
+    priority: int
+
+
+# ---------------------------------------------------------------- internal structures
+
+_BUY = 1
+_SELL = 2
+_GTC = 1
+_IOC = 2
+_FOK = 3
+_POST_ONLY = 4
+_LIMIT = 1
+_MARKET = 2
+_CANCEL_RESTING = 1
+_CANCEL_TAKING = 2
+_CANCEL_BOTH = 3
+_SIDES = frozenset((1, 2))
+_TIFS = frozenset((1, 2, 3, 4))
+_STPS = frozenset((1, 2, 3))
+_COMPACT_MIN_DEAD = 32
+
+_new = tuple.__new__  # building NamedTuples without their Python-level __new__ is ~2x faster
+_R_STP = CancelReason.SELF_TRADE_PREVENTION
+_R_IOC = ExpireReason.IOC_REMAINDER
+_R_USER = CancelReason.USER
+
+
+class _Order:
+    __slots__ = (
+        "order_id",
+        "client_order_id",
+        "account",
+        "side",
+        "price",
+        "size",
+        "remaining",
+        "tif",
+        "stp",
+        "reduce_only",
+        "priority",
+    )
+
+    def __init__(
+        self,
+        order_id: int,
+        client_order_id: int,
+        account: Hashable,
+        side: int,
+        price: int,
+        size: int,
+        remaining: int,
+        tif: int,
+        stp: int,
+        reduce_only: bool,
+        priority: int,
+    ) -> None:
+        self.order_id = order_id
+        self.client_order_id = client_order_id
+        self.account = account
+        self.side = side
+        self.price = price
+        self.size = size
+        self.remaining = remaining
+        self.tif = tif
+        self.stp = stp
+        self.reduce_only = reduce_only
+        self.priority = priority
+
+
+class _Level:
+    __slots__ = ("queue", "qty", "live", "dead")
+
+    def __init__(self) -> None:
+        self.queue: deque[_Order] = deque()
+        self.qty = 0
+        self.live = 0
+        self.dead = 0
+
+
+# ------------------------------------------------------------------------------ book
+
+
+class OrderBook:
+    """A price-time priority limit order book for one instrument.
+
+    Every request method returns the list of events it caused, in order.
+    """
+
+    __slots__ = (
+        "instrument",
+        "tick_size",
+        "lot_size",
+        "min_size",
+        "max_size",
+        "default_stp",
+        "closed",
+        "_bid_keys",
+        "_ask_keys",
+        "_bids",
+        "_asks",
+        "_orders",
+        "_by_account",
+        "_by_client",
+        "_last_order_id",
+        "_priority",
+    )
+
+    def __init__(
+        self,
+        instrument: str,
+        tick_size: int = 1,
+        lot_size: int = 1,
+        min_size: int | None = None,
+        max_size: int | None = None,
+        default_stp: SelfTradePrevention = SelfTradePrevention.CANCEL_RESTING,
+    ) -> None:
+        if not instrument:
+            raise ValueError("instrument name must not be empty")
+        for name, v in (("tick_size", tick_size), ("lot_size", lot_size)):
+            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+                raise ValueError(f"{name} must be a positive int, got {v!r}")
+        min_size = lot_size if min_size is None else min_size
+        if min_size < lot_size or min_size % lot_size:
+            raise ValueError(f"min_size {min_size} must be a positive multiple of lot_size {lot_size}")
+        if max_size is not None and (max_size < min_size or max_size % lot_size):
+            raise ValueError(f"max_size {max_size} must be a multiple of lot_size >= min_size")
+        if int(default_stp) not in _STPS:
+            raise ValueError(f"unknown self-trade prevention mode {default_stp!r}")
+        self.instrument = instrument
+        self.tick_size = tick_size
+        self.lot_size = lot_size
+        self.min_size = min_size
+        self.max_size = max_size
+        self.default_stp = int(default_stp)
+        self.closed = False
+        self._bid_keys: list[int] = []  # ascending prices: best bid last
+        self._ask_keys: list[int] = []  # ascending negated prices: best ask last
+        self._bids: dict[int, _Level] = {}
+        self._asks: dict[int, _Level] = {}
+        self._orders: dict[int, _Order] = {}
+        self._by_account: dict[Hashable, dict[int, _Order]] = {}
+        self._by_client: dict[tuple[Hashable, int], _Order] = {}
+        self._last_order_id = 0
+        self._priority = 0
+
+    # ------------------------------------------------------------------ requests
+
+    def submit(
+        self,
+        order_id: int,
+        account: Hashable,
+        side: int,
+        price: int,
+        size: int,
+        time_in_force: int = _GTC,
+        client_order_id: int = 0,
+        stp: int | None = None,
+        reduce_only: bool = False,
+    ) -> list:
+        """Submit a limit order and return its events."""
+        if order_id <= self._last_order_id:
+            return [_new(OrderRejected, (self.instrument, order_id, client_order_id, account,
+                                         RejectReason.ORDER_ID_NOT_INCREASING))]
+        self._last_order_id = order_id
+        if stp is None:
+            stp = self.default_stp
+        reason = self._check(account, side, price, size, time_in_force, client_order_id, stp)
+        if reason is not None:
+            return [_new(OrderRejected, (self.instrument, order_id, client_order_id, account, reason))]
+        return self._enter(order_id, account, side, price, size, time_in_force, client_order_id,
+                           stp, reduce_only, _LIMIT)
+
+    def submit_market(
+        self,
+        order_id: int,
+        account: Hashable,
+        side: int,
+        size: int,
+        band_bps: int,
+        reference_price: int | None = None,
+        time_in_force: int = _IOC,
+        client_order_id: int = 0,
+        stp: int | None = None,
+        reduce_only: bool = False,
+    ) -> list:
+        """Submit a market order protected by a band and return its events.
+
+        The limit price is ``reference_price`` moved by ``band_bps`` basis points against
+        the taker (buy: up, rounded down to a tick; sell: down, rounded up to a tick, at
+        least one tick). The reference defaults to the best opposite price. Only ``IOC``
+        and ``FOK`` are allowed: a market order never rests.
+        """
+        if order_id <= self._last_order_id:
+            return [_new(OrderRejected, (self.instrument, order_id, client_order_id, account,
+                                         RejectReason.ORDER_ID_NOT_INCREASING))]
+        self._last_order_id = order_id
+        if stp is None:
+            stp = self.default_stp
+        reason = None
+        if time_in_force != _IOC and time_in_force != _FOK:
+            reason = RejectReason.INVALID_TIME_IN_FORCE
+        elif not (0 < band_bps < BPS) or not isinstance(band_bps, int):
+            reason = RejectReason.INVALID_BAND
+        else:
+            if reference_price is None:
+                reference_price = self.best_ask() if side == _BUY else self.best_bid()
+            if reference_price is None:
+                reason = RejectReason.NO_REFERENCE_PRICE
+            elif reference_price <= 0:
+                reason = RejectReason.INVALID_PRICE
+        if reason is not None:
+            return [_new(OrderRejected, (self.instrument, order_id, client_order_id, account, reason))]
+        assert reference_price is not None
+        tick = self.tick_size
+        if side == _BUY:
+            price = reference_price * (BPS + band_bps) // BPS // tick * tick
+        else:
+            price = -(-(reference_price * (BPS - band_bps)) // BPS)  # ceil
+            price = max(tick, -(-price // tick) * tick)
+        reason = self._check(account, side, price, size, time_in_force, client_order_id, stp)
+        if reason is not None:
+            return [_new(OrderRejected, (self.instrument, order_id, client_order_id, account, reason))]
+        return self._enter(order_id, account, side, price, size, time_in_force, client_order_id,
+                           stp, reduce_only, _MARKET)
+
+    def cancel(self, order_id: int, account: Hashable | None = None) -> list:
+        """Cancel a resting order by id; if ``account`` is given it must own the order."""
+        o = self._orders.get(order_id)
+        if o is None:
+            return [_new(CancelRejected, (self.instrument, order_id, 0, account, RejectReason.UNKNOWN_ORDER))]
+        if account is not None and o.account != account:
+            return [_new(CancelRejected, (self.instrument, order_id, 0, account, RejectReason.NOT_ORDER_OWNER))]
+        remaining = o.remaining
+        self._unlink(o)
+        return [_new(OrderCancelled, (self.instrument, order_id, o.client_order_id, o.account, remaining, _R_USER))]
+
+    def cancel_by_client_id(self, account: Hashable, client_order_id: int) -> list:
+        """Cancel the account's resting order that carries ``client_order_id``."""
+        o = self._by_client.get((account, client_order_id)) if client_order_id else None
+        if o is None:
+            return [_new(CancelRejected, (self.instrument, 0, client_order_id, account, RejectReason.UNKNOWN_ORDER))]
+        remaining = o.remaining
+        self._unlink(o)
+        return [_new(OrderCancelled, (self.instrument, o.order_id, client_order_id, account, remaining, _R_USER))]
+
+    def cancel_all(self, account: Hashable) -> list:
+        """Cancel every resting order of ``account`` (in order-id order)."""
+        mine = self._by_account.get(account)
+        if not mine:
+            return []
+        events = []
+        for oid in sorted(mine):
+            o = mine[oid]
+            remaining = o.remaining
+            self._unlink(o)
+            events.append(_new(OrderCancelled, (self.instrument, oid, o.client_order_id, account, remaining,
+                                                CancelReason.CANCEL_ALL)))
+        return events
+
+    def amend(
+        self,
+        order_id: int,
+        account: Hashable | None = None,
+        price: int | None = None,
+        size: int | None = None,
+    ) -> list:
+        """Change a resting order's price and/or total size and return the events.
+
+        A size decrease at the same price keeps time priority; any other change loses it.
+        An amended price that crosses the book executes as a taker; a post-only order
+        whose new price would cross is rejected and left unchanged.
+        """
+        o = self._orders.get(order_id)
+        inst = self.instrument
+        if o is None:
+            return [_new(AmendRejected, (inst, order_id, 0, account, RejectReason.UNKNOWN_ORDER))]
+        coid = o.client_order_id
+        if account is not None and o.account != account:
+            return [_new(AmendRejected, (inst, order_id, 0, account, RejectReason.NOT_ORDER_OWNER))]
+        account = o.account
+        new_price = o.price if price is None else price
+        new_size = o.size if size is None else size
+        filled = o.size - o.remaining
+        reason = None
+        if new_price <= 0:
+            reason = RejectReason.INVALID_PRICE
+        elif new_price % self.tick_size:
+            reason = RejectReason.INVALID_TICK
+        elif new_size <= 0:
+            reason = RejectReason.INVALID_SIZE
+        elif new_size % self.lot_size:
+            reason = RejectReason.INVALID_LOT
+        elif new_size < self.min_size:
+            reason = RejectReason.SIZE_BELOW_MIN
+        elif self.max_size is not None and new_size > self.max_size:
+            reason = RejectReason.SIZE_ABOVE_MAX
+        elif new_price == o.price and new_size == o.size:
+            reason = RejectReason.AMEND_NO_CHANGE
+        elif new_size <= filled:
+            reason = RejectReason.AMEND_SIZE_BELOW_FILLED
+        if reason is not None:
+            return [_new(AmendRejected, (inst, order_id, coid, account, reason))]
+        new_remaining = new_size - filled
+        is_buy = o.side == _BUY
+        if new_price == o.price and new_size < o.size:
+            levels = self._bids if is_buy else self._asks
+            levels[o.price if is_buy else -o.price].qty -= o.remaining - new_remaining
+            o.remaining = new_remaining
+            o.size = new_size
+            return [_new(OrderAmended, (inst, order_id, coid, account, new_price, new_size, new_remaining, True))]
+        if is_buy:
+            keys, levels, bound = self._ask_keys, self._asks, -new_price
+        else:
+            keys, levels, bound = self._bid_keys, self._bids, new_price
+        crosses = bool(keys) and keys[-1] >= bound
+        if crosses and o.tif == _POST_ONLY:
+            return [_new(AmendRejected, (inst, order_id, coid, account, RejectReason.POST_ONLY_WOULD_TAKE))]
+        self._unlink(o)
+        events: list = [_new(OrderAmended, (inst, order_id, coid, account, new_price, new_size, new_remaining, False))]
+        remaining = new_remaining
+        if crosses:
+            remaining = self._match(order_id, coid, account, o.side, remaining, keys, levels, bound, o.stp, events)
+        if remaining:
+            self._rest(_Order(order_id, coid, account, o.side, new_price, new_size, remaining, o.tif, o.stp,
+                              o.reduce_only, 0))
+        return events
+
+    def close(self, reason: ExpireReason = ExpireReason.INSTRUMENT_CLOSED) -> list:
+        """Expire every resting order and refuse new ones (instrument expired or delisted)."""
+        self.closed = True
+        events = []
+        for oid in sorted(self._orders):
+            o = self._orders[oid]
+            remaining = o.remaining
+            self._unlink(o)
+            events.append(_new(OrderExpired, (self.instrument, oid, o.client_order_id, o.account, remaining, reason)))
+        return events
+
+    # ------------------------------------------------------------------- queries
+
+    def best_bid(self) -> int | None:
+        """Return the best bid price, or None."""
+        keys = self._bid_keys
+        return keys[-1] if keys else None
+
+    def best_ask(self) -> int | None:
+        """Return the best ask price, or None."""
+        keys = self._ask_keys
+        return -keys[-1] if keys else None
+
+    def depth(self, levels: int = 10) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        """Return up to ``levels`` (price, open size) pairs per side, best first."""
+        bids = [(k, self._bids[k].qty) for k in self._bid_keys[: -levels - 1 : -1]]
+        asks = [(-k, self._asks[k].qty) for k in self._ask_keys[: -levels - 1 : -1]]
+        return bids, asks
+
+    def order(self, order_id: int) -> OrderView | None:
+        """Return a snapshot of a resting order, or None."""
+        o = self._orders.get(order_id)
+        return None if o is None else self._view(o)
+
+    def order_by_client_id(self, account: Hashable, client_order_id: int) -> OrderView | None:
+        """Return a snapshot of the account's resting order with this client id, or None."""
+        o = self._by_client.get((account, client_order_id))
+        return None if o is None else self._view(o)
+
+    def open_orders(self, account: Hashable | None = None) -> list[OrderView]:
+        """Return resting orders (of one account, or all), in order-id order."""
+        src = self._orders if account is None else self._by_account.get(account, {})
+        return [self._view(src[oid]) for oid in sorted(src)]
+
+    def iter_side(self, side: int) -> Iterator[OrderView]:
+        """Yield one side's resting orders in execution priority (best first)."""
+        if side == _BUY:
+            keys, levels = self._bid_keys, self._bids
+        else:
+            keys, levels = self._ask_keys, self._asks
+        for k in reversed(keys):
+            for o in levels[k].queue:
+                if o.remaining:
+                    yield self._view(o)
+
+    def __len__(self) -> int:
+        return len(self._orders)
+
+    def check_invariants(self) -> None:
+        """Raise AssertionError if an internal invariant is broken (for tests)."""
+        bb, ba = self.best_bid(), self.best_ask()
+        assert bb is None or ba is None or bb < ba, f"crossed book: bid {bb} >= ask {ba}"
+        seen = 0
+        for keys, levels, sign in ((self._bid_keys, self._bids, 1), (self._ask_keys, self._asks, -1)):
+            assert keys == sorted(keys) and len(set(keys)) == len(keys), "keys not sorted/unique"
+            assert set(keys) == set(levels), "keys and levels differ"
+            for k, lvl in levels.items():
+                live = [o for o in lvl.queue if o.remaining]
+                assert lvl.live == len(live) > 0, "level live count wrong or empty level kept"
+                assert lvl.dead == len(lvl.queue) - len(live), "level dead count wrong"
+                assert lvl.qty == sum(o.remaining for o in live), "level qty wrong"
+                pr = [o.priority for o in live]
+                assert pr == sorted(pr), "time priority broken inside a level"
+                for o in live:
+                    assert o.price == sign * k and self._orders.get(o.order_id) is o, "index broken"
+                    assert 0 < o.remaining <= o.size
+                    assert self._by_account[o.account][o.order_id] is o
+                    if o.client_order_id:
+                        assert self._by_client[(o.account, o.client_order_id)] is o
+                seen += len(live)
+        assert seen == len(self._orders), "orders index has entries not in levels"
+        assert sum(len(d) for d in self._by_account.values()) == seen
+        assert len(self._by_client) == sum(1 for o in self._orders.values() if o.client_order_id)
+
+    # ------------------------------------------------------------------ internals
+
+    def _view(self, o: _Order) -> OrderView:
+        return OrderView(self.instrument, o.order_id, o.client_order_id, o.account, o.side, o.price, o.size,
+                         o.remaining, o.tif, o.stp, o.reduce_only, o.priority)
+
+    def _check(self, account: Hashable, side: int, price: int, size: int, tif: int, coid: int,
+               stp: int) -> RejectReason | None:
+        if self.closed:
+            return RejectReason.INSTRUMENT_CLOSED
+        if side not in _SIDES:
+            return RejectReason.INVALID_SIDE
+        if tif not in _TIFS:
+            return RejectReason.INVALID_TIME_IN_FORCE
+        if stp not in _STPS:
+            return RejectReason.INVALID_STP
+        if price <= 0:
+            return RejectReason.INVALID_PRICE
+        if price % self.tick_size:
+            return RejectReason.INVALID_TICK
+        if size <= 0:
+            return RejectReason.INVALID_SIZE
+        if size % self.lot_size:
+            return RejectReason.INVALID_LOT
+        if size < self.min_size:
+            return RejectReason.SIZE_BELOW_MIN
+        if self.max_size is not None and size > self.max_size:
+            return RejectReason.SIZE_ABOVE_MAX
+        if coid and (account, coid) in self._by_client:
+            return RejectReason.DUPLICATE_CLIENT_ORDER_ID
+        return None
+
+    def _enter(self, order_id: int, account: Hashable, side: int, price: int, size: int, tif: int, coid: int,
+               stp: int, reduce_only: bool, order_type: int) -> list:
+        if side == _BUY:
+            keys, levels, bound = self._ask_keys, self._asks, -price
+        else:
+            keys, levels, bound = self._bid_keys, self._bids, price
+        crosses = keys and keys[-1] >= bound
+        inst = self.instrument
+        if crosses and tif == _POST_ONLY:
+            return [_new(OrderRejected, (inst, order_id, coid, account, RejectReason.POST_ONLY_WOULD_TAKE))]
+        events: list = [_new(OrderAccepted, (inst, order_id, coid, account, side, order_type, price, size, tif,
+                                             stp, reduce_only))]
+        remaining = size
+        if crosses:
+            if tif == _FOK and not self._fillable(account, keys, levels, bound, size, stp):
+                events.append(_new(OrderExpired, (inst, order_id, coid, account, size,
+                                                  ExpireReason.FOK_NOT_FILLABLE)))
+                return events
+            remaining = self._match(order_id, coid, account, side, size, keys, levels, bound, stp, events)
+        if remaining:
+            if tif == _GTC or tif == _POST_ONLY:
+                self._rest(_Order(order_id, coid, account, side, price, size, remaining, tif, stp, reduce_only, 0))
+            elif tif == _FOK:  # not crossing at all
+                events.append(_new(OrderExpired, (inst, order_id, coid, account, remaining,
+                                                  ExpireReason.FOK_NOT_FILLABLE)))
+            else:
+                events.append(_new(OrderExpired, (inst, order_id, coid, account, remaining, _R_IOC)))
+        return events
+
+    def _rest(self, o: _Order) -> None:
+        self._priority += 1
+        o.priority = self._priority
+        self._orders[o.order_id] = o
+        mine = self._by_account.get(o.account)
+        if mine is None:
+            mine = self._by_account[o.account] = {}
+        mine[o.order_id] = o
+        if o.client_order_id:
+            self._by_client[(o.account, o.client_order_id)] = o
+        if o.side == _BUY:
+            key, keys, levels = o.price, self._bid_keys, self._bids
+        else:
+            key, keys, levels = -o.price, self._ask_keys, self._asks
+        level = levels.get(key)
+        if level is None:
+            level = levels[key] = _Level()
+            insort(keys, key)
+        level.queue.append(o)
+        level.qty += o.remaining
+        level.live += 1
+
+    def _unlink(self, o: _Order) -> None:
+        """Remove a resting order from the indexes and its level; mark it dead."""
+        del self._orders[o.order_id]
+        del self._by_account[o.account][o.order_id]
+        if o.client_order_id:
+            del self._by_client[(o.account, o.client_order_id)]
+        if o.side == _BUY:
+            key, keys, levels = o.price, self._bid_keys, self._bids
+        else:
+            key, keys, levels = -o.price, self._ask_keys, self._asks
+        level = levels[key]
+        level.qty -= o.remaining
+        level.live -= 1
+        o.remaining = 0
+        if level.live == 0:
+            del levels[key]
+            if keys[-1] == key:
+                keys.pop()
+            else:
+                del keys[bisect_left(keys, key)]
+        else:
+            level.dead += 1
+            if level.dead > _COMPACT_MIN_DEAD and level.dead > level.live:
+                level.queue = deque([x for x in level.queue if x.remaining])
+                level.dead = 0
+
+    def _fillable(self, account: Hashable, keys: list[int], levels: dict[int, _Level], bound: int, size: int,
+                  stp: int) -> bool:
+        """Return whether a FOK taker would fill ``size`` completely (simulating STP)."""
+        need = size
+        own = self._by_account.get(account)
+        for key in reversed(keys):
+            if key < bound:
+                return False
+            level = levels[key]
+            if not own:
+                need -= level.qty
+                if need <= 0:
+                    return True
+                continue
+            for o in level.queue:
+                r = o.remaining
+                if not r:
+                    continue
+                if o.account == account:
+                    if stp == _CANCEL_RESTING:
+                        continue
+                    return False  # the taker would be cancelled here
+                need -= r
+                if need <= 0:
+                    return True
+        return False
+
+    def _match(self, taker_id: int, taker_coid: int, account: Hashable, side: int, remaining: int,
+               keys: list[int], levels: dict[int, _Level], bound: int, stp: int, events: list) -> int:
+        """Match a taker against the opposite side; return its unfilled remainder.
+
+        Returns 0 when the taker is done, including when self-trade prevention cancelled
+        it (its ``OrderCancelled`` event is then already in ``events``).
+        """
+        inst = self.instrument
+        orders = self._orders
+        by_account = self._by_account
+        by_client = self._by_client
+        append = events.append
+        sign = -1 if side == _BUY else 1
+        while remaining and keys:
+            key = keys[-1]
+            if key < bound:
+                break
+            level = levels[key]
+            q = level.queue
+            price = sign * key
+            while True:
+                maker = q[0]
+                mrem = maker.remaining
+                if not mrem:  # cancelled earlier, left in place
+                    q.popleft()
+                    level.dead -= 1
+                    continue
+                macct = maker.account
+                if macct == account:  # self-trade prevention, decided by the taker's mode
+                    if stp == _CANCEL_TAKING:
+                        append(_new(OrderCancelled, (inst, taker_id, taker_coid, account, remaining, _R_STP)))
+                        return 0
+                    q.popleft()
+                    level.qty -= mrem
+                    level.live -= 1
+                    maker.remaining = 0
+                    del orders[maker.order_id]
+                    del by_account[macct][maker.order_id]
+                    if maker.client_order_id:
+                        del by_client[(macct, maker.client_order_id)]
+                    append(_new(OrderCancelled, (inst, maker.order_id, maker.client_order_id, macct, mrem, _R_STP)))
+                    if stp == _CANCEL_BOTH:
+                        append(_new(OrderCancelled, (inst, taker_id, taker_coid, account, remaining, _R_STP)))
+                        remaining = 0
+                        break
+                    if not level.live:
+                        break
+                    continue
+                if mrem <= remaining:
+                    remaining -= mrem
+                    q.popleft()
+                    level.qty -= mrem
+                    level.live -= 1
+                    maker.remaining = 0
+                    del orders[maker.order_id]
+                    del by_account[macct][maker.order_id]
+                    if maker.client_order_id:
+                        del by_client[(macct, maker.client_order_id)]
+                    append(_new(OrderFilled, (inst, maker.order_id, taker_id, macct, account, maker.client_order_id,
+                                              taker_coid, side, price, mrem, 0, remaining)))
+                    if not remaining or not level.live:
+                        break
+                else:
+                    maker.remaining = mrem - remaining
+                    level.qty -= remaining
+                    append(_new(OrderFilled, (inst, maker.order_id, taker_id, macct, account, maker.client_order_id,
+                                              taker_coid, side, price, remaining, mrem - remaining, 0)))
+                    remaining = 0
+                    break
+            if not level.live:
+                keys.pop()
+                del levels[key]
+        return remaining
+
+
+# ---------------------------------------------------------------------------- engine
+
+
+class MatchingEngine:
+    """The books of all instruments, with order ids strictly increasing across them."""
+
+    __slots__ = ("_books", "_last_order_id")
+
+    def __init__(self) -> None:
+        self._books: dict[str, OrderBook] = {}
+        self._last_order_id = 0
+
+    def add_book(self, book: OrderBook) -> OrderBook:
+        """Register a book; its instrument name must be new."""
+        if book.instrument in self._books:
+            raise ValueError(f"a book for {book.instrument} already exists")
+        self._books[book.instrument] = book
+        return book
+
+    def book(self, instrument: str) -> OrderBook | None:
+        """Return the book of ``instrument``, or None."""
+        return self._books.get(instrument)
+
+    @property
+    def instruments(self) -> list[str]:
+        return sorted(self._books)
+
+    def submit(self, instrument: str, order_id: int, account: Hashable, side: int, price: int, size: int,
+               time_in_force: int = _GTC, client_order_id: int = 0, stp: int | None = None,
+               reduce_only: bool = False) -> list:
+        """Submit a limit order to the instrument's book."""
+        book = self._route(instrument, order_id)
+        if isinstance(book, RejectReason):
+            return [_new(OrderRejected, (instrument, order_id, client_order_id, account, book))]
+        return book.submit(order_id, account, side, price, size, time_in_force, client_order_id, stp, reduce_only)
+
+    def submit_market(self, instrument: str, order_id: int, account: Hashable, side: int, size: int,
+                      band_bps: int, reference_price: int | None = None, time_in_force: int = _IOC,
+                      client_order_id: int = 0, stp: int | None = None, reduce_only: bool = False) -> list:
+        """Submit a band-protected market order to the instrument's book."""
+        book = self._route(instrument, order_id)
+        if isinstance(book, RejectReason):
+            return [_new(OrderRejected, (instrument, order_id, client_order_id, account, book))]
+        return book.submit_market(order_id, account, side, size, band_bps, reference_price, time_in_force,
+                                  client_order_id, stp, reduce_only)
+
+    def cancel(self, instrument: str, order_id: int, account: Hashable | None = None) -> list:
+        book = self._books.get(instrument)
+        if book is None:
+            return [_new(CancelRejected, (instrument, order_id, 0, account, RejectReason.UNKNOWN_INSTRUMENT))]
+        return book.cancel(order_id, account)
+
+    def cancel_by_client_id(self, instrument: str, account: Hashable, client_order_id: int) -> list:
+        book = self._books.get(instrument)
+        if book is None:
+            return [_new(CancelRejected, (instrument, 0, client_order_id, account, RejectReason.UNKNOWN_INSTRUMENT))]
+        return book.cancel_by_client_id(account, client_order_id)
+
+    def cancel_all(self, account: Hashable, instrument: str | None = None) -> list:
+        """Cancel the account's resting orders in one instrument, or in all (by name order)."""
+        if instrument is not None:
+            book = self._books.get(instrument)
+            return [] if book is None else book.cancel_all(account)
+        events: list = []
+        for name in sorted(self._books):
+            events.extend(self._books[name].cancel_all(account))
+        return events
+
+    def amend(self, instrument: str, order_id: int, account: Hashable | None = None, price: int | None = None,
+              size: int | None = None) -> list:
+        book = self._books.get(instrument)
+        if book is None:
+            return [_new(AmendRejected, (instrument, order_id, 0, account, RejectReason.UNKNOWN_INSTRUMENT))]
+        return book.amend(order_id, account, price, size)
+
+    def close(self, instrument: str) -> list:
+        """Expire every order of an instrument and close its book."""
+        book = self._books.get(instrument)
+        return [] if book is None else book.close()
+
+    def _route(self, instrument: str, order_id: int) -> OrderBook | RejectReason:
+        if order_id <= self._last_order_id:
+            return RejectReason.ORDER_ID_NOT_INCREASING
+        self._last_order_id = order_id
+        book = self._books.get(instrument)
+        if book is None:
+            return RejectReason.UNKNOWN_INSTRUMENT
+        return book
