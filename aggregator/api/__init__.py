@@ -1,0 +1,1 @@
+"""The unified HTTP/WebSocket API (aiohttp)."""

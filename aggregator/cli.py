@@ -1,0 +1,147 @@
+"""``aggregator`` command line: devnet, service, demo (and the parts that register here).
+
+Every expected failure prints one line ``aggregator: error: <reason>`` on stderr and exits
+non-zero; a traceback means a bug.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+
+from aggregator.config import ConfigError, database_url, load_settings
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+class CliError(Exception):
+    """An expected failure: printed as one line, exit code 1."""
+
+
+def _settings(args: argparse.Namespace):
+    return load_settings(getattr(args, "chains", None))
+
+
+def cmd_devnet_up(args: argparse.Namespace) -> int:
+    from aggregator import devnet
+
+    settings = _settings(args)
+    dep, _ = devnet.up(settings, Path(args.state_dir))
+    for c in dep.chains:
+        print(f"{c.name:<10} chain {c.chain_id:<6} {c.rpc_url:<24} vault {c.vault} token {c.token}")
+    print(f"deployment written to {Path(args.state_dir) / devnet.DEPLOYMENT_FILE}")
+    return 0
+
+
+def cmd_devnet_status(args: argparse.Namespace) -> int:
+    from aggregator import devnet
+
+    rows = devnet.status(Path(args.state_dir))
+    if args.json:
+        print(json.dumps({"chains": rows}, indent=2))
+    else:
+        print(f"{'chain':<10} {'id':>6} {'rpc':<24} {'head':>7} {'vault holdings':>28}  vault / token")
+        for r in rows:
+            head = r.get("head_block", "down")
+            held = r.get("vault_holdings", "-")
+            print(f"{r['name']:<10} {r['chain_id']:>6} {r['rpc_url']:<24} {head!s:>7} {held!s:>28}  "
+                  f"{r['vault']} / {r['token']}")
+    return 0 if all(r["up"] for r in rows) else EXIT_ERROR
+
+
+def cmd_devnet_down(args: argparse.Namespace) -> int:
+    from aggregator import devnet
+
+    stopped = devnet.down(Path(args.state_dir))
+    print(f"stopped: {', '.join(stopped) if stopped else 'nothing was running'}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from aggregator import devnet
+    from aggregator.db import make_engine
+    from aggregator.service import Service
+
+    settings = _settings(args)
+    dep = devnet.load_deployment(Path(args.state_dir))
+    engine = make_engine(args.db or database_url())
+    svc = Service(settings, dep, engine, host=args.host, port=args.port)
+    asyncio.run(svc.run_forever())
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from aggregator.demo import run_demo
+
+    settings = _settings(args)
+    ok = asyncio.run(run_demo(settings, report_path=Path(args.report) if args.report else None,
+                              traders=args.traders, db_url=args.db))
+    return 0 if ok else EXIT_ERROR
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="aggregator", description="Omniclear: cross-chain settlement and order API")
+    p.add_argument("--chains", help="chains file (default: chains.toml or $OMNICLEAR_CHAINS)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    dn = sub.add_parser("devnet", help="local anvil chains with the contracts deployed")
+    dsub = dn.add_subparsers(dest="devnet_command", required=True)
+    for name, fn, helptext in (("up", cmd_devnet_up, "start and deploy every chain"),
+                               ("status", cmd_devnet_status, "show each chain and its vault"),
+                               ("down", cmd_devnet_down, "stop the chains")):
+        sp = dsub.add_parser(name, help=helptext)
+        sp.add_argument("--state-dir", default=".devnet", help="where the deployment is recorded (default .devnet)")
+        sp.set_defaults(func=fn)
+        if name == "status":
+            sp.add_argument("--json", action="store_true", help="print JSON")
+
+    sv = sub.add_parser("serve", help="run the service: vault watchers and the HTTP API")
+    sv.add_argument("--state-dir", default=".devnet")
+    sv.add_argument("--db", help="database URL (default $OMNICLEAR_DB_URL or SQLite in .devnet/)")
+    sv.add_argument("--host", default="127.0.0.1")
+    sv.add_argument("--port", type=int, default=8080)
+    sv.set_defaults(func=cmd_serve)
+
+    dm = sub.add_parser("demo", help="end-to-end scenario on a fresh local devnet")
+    dm.add_argument("--report", help="also write the figures as JSON to this file")
+    dm.add_argument("--traders", type=int, default=6, help="number of traders (default 6)")
+    dm.add_argument("--db", help="database URL (default: a fresh SQLite file)")
+    dm.set_defaults(func=cmd_demo)
+
+    _register_optional(sub)
+    return p
+
+
+def _register_optional(sub) -> None:
+    """Let other parts add their sub-commands (the oracle service, the relayer)."""
+    try:
+        from oracles.cli import add_oracle_parser
+    except ImportError:
+        return
+    add_oracle_parser(sub)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from aggregator.devnet import DevnetError
+
+    try:
+        return int(args.func(args) or 0)
+    except (CliError, ConfigError, DevnetError) as e:
+        print(f"aggregator: error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
