@@ -1,0 +1,1 @@
+"""Tests of the pure pricing core: Black-76, implied vol, SVI, ledger units."""
