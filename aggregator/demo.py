@@ -1,0 +1,196 @@
+"""The main job: an end-to-end run on a fresh local devnet, reconciled chain by chain.
+
+Steps: start one anvil per chain on free ports (a running devnet is never touched),
+deploy, start the service (watchers + API) on a fresh database, fund traders and deposit
+through the real vaults on every chain, wait until the API shows every credit, then put
+each chain's vault figures read from the chain next to the ledger's. Exit status is 0
+only if every chain reconciles exactly: vault token holdings == vault settled total ==
+ledger settled total, and every account's on-chain balance == its ledger balance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from eth_account import Account
+
+from aggregator import devnet
+from aggregator.config import Settings
+from aggregator.db import make_engine
+from aggregator.service import Service
+from aggregator.traders import DepositReceipt, deposit, fund_gas
+from bridges.anvil import free_port
+from bridges.contracts import contract
+
+SEED = 20261124
+
+
+@dataclass
+class ChainRow:
+    name: str
+    chain_id: int
+    decimals: int
+    vault_holdings: int
+    vault_settled: int
+    ledger_settled: int
+    deposits_onchain: int
+    deposits_ledger: int
+    account_mismatches: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return (self.vault_holdings == self.vault_settled == self.ledger_settled
+                and self.deposits_onchain == self.deposits_ledger and not self.account_mismatches)
+
+
+def _fmt_units(amount: int, decimals: int) -> str:
+    whole, frac = divmod(amount, 10**decimals)
+    return f"{whole:,}.{frac:0{decimals}d}"[: len(f"{whole:,}") + 1 + min(decimals, 6)]
+
+
+async def _wait_credited(session: aiohttp.ClientSession, url: str, expected: dict[str, int],
+                         sent_at: dict[str, float], timeout: float = 90.0) -> dict[str, float]:
+    """Poll the API until every account shows its expected total; return credit times."""
+    credited_at: dict[str, float] = {}
+    deadline = time.monotonic() + timeout
+    pending = dict(expected)
+    while pending and time.monotonic() < deadline:
+        for addr, total in list(pending.items()):
+            async with session.get(f"{url}/v1/accounts/{addr}") as r:
+                if r.status == 200 and int((await r.json())["total"]) >= total:
+                    credited_at[addr] = time.monotonic()
+                    del pending[addr]
+        await asyncio.sleep(0.02)
+    if pending:
+        raise TimeoutError(f"{len(pending)} accounts not credited within {timeout:g}s")
+    return credited_at
+
+
+async def _reconcile(dep: devnet.Deployment, ledger_chains: dict[int, dict[str, Any]],
+                     accounts: dict[int, set[str]], ledger_accounts: dict[str, dict[str, Any]]) -> list[ChainRow]:
+    rows = []
+    for c in dep.chains:
+        w3 = devnet.web3_for(c.rpc_url)
+        held, settled = await asyncio.to_thread(devnet.vault_holdings, w3, c)
+        vault = contract(w3, "CollateralVault", c.vault)
+        nonce = int(await asyncio.to_thread(vault.functions.lastDepositNonce().call))
+        lc = ledger_chains[c.chain_id]
+        row = ChainRow(c.name, c.chain_id, c.token_decimals, held, settled, int(lc["settled_native"]),
+                       nonce, int(lc["deposits"]))
+        for addr in sorted(accounts.get(c.chain_id, ())):
+            onchain = int(await asyncio.to_thread(vault.functions.balanceOf(addr, c.token).call))
+            bal = next((b for b in ledger_accounts[addr]["balances"] if b["chain_id"] == c.chain_id), None)
+            ledger_native = int(bal["native"]) if bal else 0
+            if onchain != ledger_native:
+                row.account_mismatches.append(f"{addr}: chain {onchain} ledger {ledger_native}")
+        rows.append(row)
+    return rows
+
+
+def _print_table(rows: list[ChainRow]) -> None:
+    print()
+    print(f"{'chain':<10} {'id':>6} {'dec':>3}  {'vault holdings (chain)':>24} {'settled (chain)':>20} "
+          f"{'settled (ledger)':>20} {'deposits':>9}  verdict")
+    for r in rows:
+        print(f"{r.name:<10} {r.chain_id:>6} {r.decimals:>3}  {_fmt_units(r.vault_holdings, r.decimals):>24} "
+              f"{_fmt_units(r.vault_settled, r.decimals):>20} {_fmt_units(r.ledger_settled, r.decimals):>20} "
+              f"{r.deposits_ledger:>4}/{r.deposits_onchain:<4}  {'RECONCILED' if r.ok else 'MISMATCH'}")
+        for m in r.account_mismatches:
+            print(f"    account mismatch {m}")
+
+
+async def run_demo(settings: Settings, report_path: Path | None = None, traders: int = 6,
+                   db_url: str | None = None) -> bool:
+    """Run the scenario; return True if every chain reconciles."""
+    rng = random.Random(SEED)
+    work = Path(tempfile.mkdtemp(prefix="omniclear-demo-"))
+    settings = settings.with_ports({c.name: free_port() for c in settings.chains if c.launch})
+    print(f"devnet: starting {len(settings.chains)} chains ({', '.join(c.name for c in settings.chains)})")
+    dep, procs = await asyncio.to_thread(devnet.up, settings, work, detach=False)
+    svc: Service | None = None
+    try:
+        engine = make_engine(db_url or f"sqlite:///{work / 'omniclear.db'}")
+        svc = Service(settings, dep, engine, port=free_port())
+        await svc.start()
+        print(f"service: API on {svc.url}, watching {len(dep.chains)} vaults")
+
+        keys = [Account.create() for _ in range(traders)]
+        plan: list[tuple[Any, devnet.ChainDeployment, int]] = []
+        for i, acct in enumerate(keys):
+            chains = dep.chains if i % 2 == 0 else rng.sample(dep.chains, 2)
+            for c in chains:
+                whole = rng.randint(1_000, 50_000)
+                plan.append((acct, c, whole * 10**c.token_decimals + rng.randint(0, 10**c.token_decimals - 1)))
+        w3s = {c.chain_id: devnet.web3_for(c.rpc_url) for c in dep.chains}
+        for acct in keys:
+            for c in dep.chains:
+                await asyncio.to_thread(fund_gas, w3s[c.chain_id], acct.address)
+
+        expected: dict[str, int] = {}
+        accounts: dict[int, set[str]] = {}
+        sent_at: dict[str, float] = {}
+        for acct, c, amount in plan:
+            expected[acct.address] = expected.get(acct.address, 0) + svc.ledger._to_internal(c.chain_id, amount)
+            accounts.setdefault(c.chain_id, set()).add(acct.address)
+
+        async def one(acct, c, amount) -> DepositReceipt:
+            r = await asyncio.to_thread(deposit, w3s[c.chain_id], c, acct.key.to_0x_hex(), amount)
+            sent_at[acct.address] = max(sent_at.get(acct.address, 0.0), time.monotonic())
+            return r
+
+        # One trader's deposits on one chain go in order; different chains run concurrently.
+        by_chain: dict[int, list] = {}
+        for item in plan:
+            by_chain.setdefault(item[1].chain_id, []).append(item)
+
+        async def chain_worker(items):
+            return [await one(*it) for it in items]
+
+        t0 = time.monotonic()
+        receipts = [r for rs in await asyncio.gather(*(chain_worker(v) for v in by_chain.values())) for r in rs]
+        print(f"deposits: {len(receipts)} confirmed on-chain in {time.monotonic() - t0:.2f}s "
+              f"by {traders} traders on {len(by_chain)} chains")
+
+        async with aiohttp.ClientSession() as session:
+            credited_at = await _wait_credited(session, svc.url, expected, sent_at)
+            latencies = [credited_at[a] - sent_at[a] for a in credited_at]
+            async with session.get(f"{svc.url}/v1/chains") as r:
+                ledger_chains = {c["chain_id"]: c for c in (await r.json())["chains"]}
+            ledger_accounts = {}
+            for acct in keys:
+                async with session.get(f"{svc.url}/v1/accounts/{acct.address}") as r:
+                    ledger_accounts[acct.address] = await r.json()
+
+        rows = await _reconcile(dep, ledger_chains, accounts, ledger_accounts)
+        _print_table(rows)
+        ok = all(r.ok for r in rows)
+        floor = max(c.confirmations * c.block_time for c in settings.chains)
+        print(f"\ncredit latency after the last deposit's receipt: median {statistics.median(latencies):.3f}s, "
+              f"max {max(latencies):.3f}s (floor: confirmations x block time = {floor:.2f}s on the slowest chain)")
+        print(f"verdict: {'every chain reconciles' if ok else 'RECONCILIATION FAILED'}")
+        if report_path:
+            report = {
+                "ok": ok,
+                "chains": [{**r.__dict__, "ok": r.ok} for r in rows],
+                "traders": traders,
+                "deposits": len(receipts),
+                "credit_latency_s": {"median": statistics.median(latencies), "max": max(latencies)},
+            }
+            report_path.parent.mkdir(parents=True, exist_ok=True)
+            report_path.write_text(json.dumps(report, indent=2, default=str))
+            print(f"report written to {report_path}")
+        return ok
+    finally:
+        if svc is not None:
+            await svc.stop()
+        for p in procs:
+            p.stop()
