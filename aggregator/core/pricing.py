@@ -146,7 +146,7 @@ def norm_cdf(x: ArrayLike) -> FloatArray:
 def norm_pdf(x: ArrayLike) -> FloatArray:
     """Return the standard normal density."""
     xa = np.asarray(x, dtype=np.float64)
-    with np.errstate(under="ignore"):
+    with np.errstate(under="ignore", over="ignore"):
         return _INV_SQRT_2PI * np.exp(-0.5 * xa * xa)
 
 
@@ -191,7 +191,7 @@ def _ret(a: FloatArray) -> FloatArray:
 
 def _d1(x: FloatArray, stddev: FloatArray) -> FloatArray:
     """d1 = x/s + s/2 with its limits at s == 0: +inf, -inf, or 0 at the money."""
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         d1 = x / stddev + 0.5 * stddev
         zero = stddev <= 0.0
         if np.any(zero):
