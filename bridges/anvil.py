@@ -65,7 +65,13 @@ def tool_path(name: str) -> str:
 
     The native binary is preferred over the npm ``bin.mjs`` launcher so that a signal
     sent to the process reaches the chain itself.
+    ``OMNICLEAR_<NAME>_BIN`` (e.g. ``OMNICLEAR_ANVIL_BIN``) overrides the lookup.
     """
+    override = os.environ.get(f"OMNICLEAR_{name.upper()}_BIN")
+    if override is not None:
+        if not (os.path.isfile(override) and os.access(override, os.X_OK)):
+            raise AnvilError(f"{name} not found at {override} (OMNICLEAR_{name.upper()}_BIN)")
+        return override
     native = _NATIVE / f"{name}-linux-amd64" / "bin" / name
     if native.exists():
         return str(native)

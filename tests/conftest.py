@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -28,3 +30,58 @@ def anvil_factory() -> Iterator[Callable[..., AnvilProcess]]:
 def anvil(anvil_factory) -> AnvilProcess:
     """One automining anvil on a free port."""
     return anvil_factory()
+
+
+@pytest.fixture
+def db_url(tmp_path) -> Iterator[str]:
+    """A fresh, empty database: SQLite in tmp_path, or a new PostgreSQL database when
+    ``OMNICLEAR_TEST_DB_URL`` names a server (CI runs the suite on both)."""
+    base = os.environ.get("OMNICLEAR_TEST_DB_URL")
+    if not base:
+        yield f"sqlite:///{tmp_path / 'ledger.db'}"
+        return
+    import psycopg
+
+    name = f"omniclear_test_{uuid.uuid4().hex[:12]}"
+    admin = base.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield admin.rsplit("/", 1)[0] + "/" + name
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def engine(db_url):
+    """An engine on a fresh database with every table created."""
+    from aggregator.db import init_db, make_engine
+
+    eng = make_engine(db_url)
+    init_db(eng)
+    yield eng
+    eng.dispose()
+
+
+def chain_settings(*chains: tuple[str, int, int, int], hub: str | None = None):
+    """Build Settings for (name, chain_id, port, token decimals) chains, automined."""
+    from aggregator.config import Settings
+
+    hub = hub or chains[0][0]
+    return Settings.model_validate({"ledger": {"decimals": 6}, "chains": [
+        {"name": n, "chain_id": cid, "rpc_url": f"http://127.0.0.1:{port}", "hub": n == hub, "launch": False,
+         "block_time": 1.0, "confirmations": 3, "token": {"symbol": "USDC", "decimals": dec}}
+        for n, cid, port, dec in chains]})
+
+
+@pytest.fixture
+def one_chain(anvil):
+    """An automined anvil with the token (18 decimals) and vault deployed: (settings, deployment)."""
+    from aggregator.devnet import Deployment, deploy_chain, DEPLOYER_KEY, GUARDIAN_KEY
+    from bridges.contracts import ensure_built
+    from eth_account import Account
+
+    ensure_built()
+    settings = chain_settings(("solo", anvil.chain_id, anvil.port, 18))
+    rec = deploy_chain(settings.chains[0])
+    dep = Deployment([rec], Account.from_key(DEPLOYER_KEY).address, Account.from_key(GUARDIAN_KEY).address)
+    return settings, dep
