@@ -235,61 +235,71 @@ _SETS_FREE_A = _independent_sets(range(6))
 _SETS_POS_A = _independent_sets(range(7))
 
 
-def _kkt_batch(sets: list[tuple[int, ...]], n_con: int) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
-    """Return a template of KKT matrices (without the data block) and each set's mask."""
+def _kkt_template(sets: list[tuple[int, ...]], n_con: int) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+    """Return KKT matrices with only the inactive-multiplier rows filled, and the masks."""
     mats = np.zeros((len(sets), 3 + n_con, 3 + n_con))
     active = np.zeros((len(sets), n_con), dtype=bool)
     for i, s in enumerate(sets):
         for j in range(n_con):
             if j in s:
-                mats[i, 3 + j, :3] = _G[j]
-                mats[i, :3, 3 + j] = _G[j]
                 active[i, j] = True
             else:
                 mats[i, 3 + j, 3 + j] = 1.0  # multiplier of an inactive constraint is 0
     return mats, active
 
 
-_KKT_FREE_A = _kkt_batch(_SETS_FREE_A, 6)
-_KKT_POS_A = _kkt_batch(_SETS_POS_A, 7)
+_KKT_FREE_A = _kkt_template(_SETS_FREE_A, 6)
+_KKT_POS_A = _kkt_template(_SETS_POS_A, 7)
 
 
-def _inner_qp(ata: FloatArray, aty: FloatArray, yy: float, sigma: float, w_max: float,
-              positive_a: bool) -> tuple[FloatArray, float]:
-    """Minimise ``|A x - y|^2`` over ``x = (a, d, c)`` subject to the linear constraints;
-    return ``(x, objective)``."""
+def _inner_qp(ata: FloatArray, aty: FloatArray, sigma: float, w_max: float,
+              positive_a: bool) -> FloatArray:
+    """Minimise ``|A x - y|^2`` over ``x = (a, d, c)`` subject to the linear constraints
+    (normal equations ``ata``, ``aty``); return ``x``.
+
+    Solved in column-scaled variables (the columns of ``A`` are nearly collinear when
+    ``sigma`` is small), over every active set at once; ``x = 0`` is always feasible,
+    so there is always an answer.
+    """
     n_con = 7 if positive_a else 6
     h = np.array([0.0, 0.0, 0.0, LEE_MAX_SLOPE * sigma, LEE_MAX_SLOPE * sigma, w_max, 0.0])[:n_con]
-    G = _G[:n_con]
+    scale = np.sqrt(np.diag(ata))
+    scale = np.where(scale > 0.0, scale, 1.0)
+    P = ata / np.outer(scale, scale)
+    q = aty / scale
+    G = _G[:n_con] / scale  # constraints on the scaled unknowns
+    h_tol = 1e-10 * (1.0 + np.abs(h))
 
     def objective(x: FloatArray) -> FloatArray:
-        return np.einsum("...i,ij,...j->...", x, ata, x) - 2.0 * x @ aty + yy
+        return np.einsum("...i,ij,...j->...", x, P, x) - 2.0 * x @ q
 
     # Fast path: the unconstrained optimum is often feasible.
     try:
-        x0 = np.linalg.solve(ata, aty)
-        if np.all(G @ x0 <= h + 1e-12 * (1.0 + np.abs(h))):
-            return x0, float(objective(x0))
+        x0 = np.linalg.solve(P, q)
+        if np.all(np.isfinite(x0)) and np.all(G @ x0 <= h_tol + h):
+            return x0 / scale
     except np.linalg.LinAlgError:
         pass
 
     template, active = _KKT_POS_A if positive_a else _KKT_FREE_A
     mats = template.copy()
-    mats[:, :3, :3] = ata
+    mats[:, :3, :3] = P
+    gact = active[:, :, None] * G[None, :, :]
+    mats[:, 3:, :3] = gact
+    mats[:, :3, 3:] = np.swapaxes(gact, 1, 2)
     rhs = np.zeros((len(mats), 3 + n_con))
-    rhs[:, :3] = aty
+    rhs[:, :3] = q
     rhs[:, 3:] = np.where(active, h, 0.0)
-    try:
-        sol = np.linalg.solve(mats, rhs[..., None])[..., 0]
-    except np.linalg.LinAlgError:
-        sol = np.stack([np.linalg.lstsq(M, v, rcond=None)[0] for M, v in zip(mats, rhs)])
-    x = sol[:, :3]
-    feasible = np.all(x @ G.T <= h + 1e-10 * (1.0 + np.abs(h)), axis=1) & np.all(np.isfinite(x), axis=1)
-    if not feasible.any():
-        raise SviError("inner SVI least squares has no feasible solution")
-    obj = np.where(feasible, objective(x), np.inf)
-    i = int(np.argmin(obj))
-    return x[i], float(obj[i])
+    with np.errstate(all="ignore"):
+        try:
+            x = np.linalg.solve(mats, rhs[..., None])[..., 0][:, :3]
+        except np.linalg.LinAlgError:
+            x = np.stack([np.linalg.lstsq(M, v, rcond=None)[0][:3] for M, v in zip(mats, rhs)])
+        x = np.vstack([x, np.zeros(3)])
+        feasible = np.all(np.isfinite(x), axis=1)
+        feasible &= np.all(np.where(feasible[:, None], x, 0.0) @ G.T <= h + h_tol, axis=1)
+        obj = np.where(feasible, objective(np.where(feasible[:, None], x, 0.0)), np.inf)
+    return x[int(np.argmin(obj))] / scale
 
 
 def _solve_for(k: FloatArray, w: FloatArray, wt: FloatArray, m: float, sigma: float,
@@ -300,11 +310,10 @@ def _solve_for(k: FloatArray, w: FloatArray, wt: FloatArray, m: float, sigma: fl
     Aw = A * wt[:, None]
     ata = A.T @ Aw
     aty = Aw.T @ w
-    yy = float(w @ (wt * w))
-    x, _ = _inner_qp(ata, aty, yy, sigma, w_max, positive_a=False)
+    x = _inner_qp(ata, aty, sigma, w_max, positive_a=False)
     a, d, c = x
     if a + math.sqrt(max(c * c - d * d, 0.0)) < 0.0:
-        x, _ = _inner_qp(ata, aty, yy, sigma, w_max, positive_a=True)
+        x = _inner_qp(ata, aty, sigma, w_max, positive_a=True)
     # The residual itself, not the expanded quadratic form: that one cancels to ~eps*|w|^2
     # and would stop the outer search ~1e-7 short of the optimum.
     resid = A @ x - w
