@@ -16,7 +16,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func
+from sqlalchemy import delete, func, insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, select
@@ -61,6 +61,11 @@ class Custody:
     deposits: int
     accounts: int
     cursor_block: int | None
+
+
+def _chunks(items: Sequence, size: int = 500):
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
 
 
 class LedgerError(Exception):
@@ -110,20 +115,22 @@ class Ledger:
 
     def _apply_deposits_once(self, chain_id, events, cursor_name, cursor, blocks) -> list[DepositEvent]:
         credited: list[DepositEvent] = []
-        with Session(self.engine) as s:
-            nonces = [e.deposit_nonce for e in events]
+        with Session(self.engine) as s, s.no_autoflush:
             seen: set[int] = set()
-            if nonces:
-                seen = set(s.exec(select(Deposit.deposit_nonce).where(
-                    Deposit.chain_id == chain_id, Deposit.deposit_nonce.in_(nonces))).all())  # type: ignore[attr-defined]
+            nonces = [e.deposit_nonce for e in events]
+            for part in _chunks(nonces):
+                seen.update(s.exec(select(Deposit.deposit_nonce).where(
+                    Deposit.chain_id == chain_id, Deposit.deposit_nonce.in_(part))).all())  # type: ignore[attr-defined]
             for e in events:
                 if e.chain_id != chain_id:
                     raise LedgerError(f"deposit from chain {e.chain_id} in a batch for chain {chain_id}")
-                if e.deposit_nonce in seen:
-                    continue
-                seen.add(e.deposit_nonce)
-                self._credit(s, e)
-                credited.append(e)
+                if e.amount <= 0:
+                    raise LedgerError(f"deposit {e.chain_id}/{e.deposit_nonce} has non-positive amount {e.amount}")
+                if e.deposit_nonce not in seen:
+                    seen.add(e.deposit_nonce)
+                    credited.append(e)
+            if credited:
+                self._credit(s, chain_id, credited)
             row = s.get(ChainCursor, (chain_id, cursor_name))
             if row is None:
                 s.add(ChainCursor(chain_id=chain_id, name=cursor_name, block_number=cursor.block_number,
@@ -139,23 +146,35 @@ class Ledger:
             s.commit()
         return credited
 
-    def _credit(self, s: Session, e: DepositEvent) -> None:
-        if e.amount <= 0:
-            raise LedgerError(f"deposit {e.chain_id}/{e.deposit_nonce} has non-positive amount {e.amount}")
-        if s.get(Account, e.account) is None:
-            s.add(Account(address=e.account))
-            s.flush()
-        bal = s.get(Balance, (e.account, e.chain_id, e.token))
-        if bal is None:
-            bal = Balance(account=e.account, chain_id=e.chain_id, token=e.token, native=0)
-        bal.native += e.amount
-        bal.updated_at = utcnow()
-        s.add(bal)
-        s.add(Deposit(
-            chain_id=e.chain_id, deposit_nonce=e.deposit_nonce, account=e.account, token=e.token,
-            amount_native=e.amount, amount_internal=self._to_internal(e.chain_id, e.amount),
-            block_number=e.block_number, block_hash=e.block_hash, tx_hash=e.tx_hash, log_index=e.log_index,
-        ))
+    def _credit(self, s: Session, chain_id: int, events: list[DepositEvent]) -> None:
+        """Add the accounts, balances and deposit rows for ``events`` (all new, one chain)."""
+        accounts = sorted({e.account for e in events})
+        known: set[str] = set()
+        balances: dict[tuple[str, str], Balance] = {}
+        for part in _chunks(accounts):
+            known.update(s.exec(select(Account.address).where(Account.address.in_(part))).all())  # type: ignore[attr-defined]
+            for b in s.exec(select(Balance).where(Balance.chain_id == chain_id,
+                                                  Balance.account.in_(part))).all():  # type: ignore[attr-defined]
+                balances[(b.account, b.token)] = b
+        new_accounts = [{"address": a, "created_at": utcnow()} for a in accounts if a not in known]
+        if new_accounts:
+            s.execute(insert(Account), new_accounts)
+        now = utcnow()
+        for e in events:
+            bal = balances.get((e.account, e.token))
+            if bal is None:
+                bal = balances[(e.account, e.token)] = Balance(account=e.account, chain_id=chain_id, token=e.token,
+                                                               native=0)
+            bal.native += e.amount
+            bal.updated_at = now
+        s.add_all(balances.values())
+        s.flush()
+        s.execute(insert(Deposit), [
+            {"chain_id": e.chain_id, "deposit_nonce": e.deposit_nonce, "account": e.account, "token": e.token,
+             "amount_native": e.amount, "amount_internal": self._to_internal(e.chain_id, e.amount),
+             "block_number": e.block_number, "block_hash": e.block_hash, "tx_hash": e.tx_hash,
+             "log_index": e.log_index, "credited_at": now}
+            for e in events])
 
     def rewind(self, chain_id: int, cursor_name: str, to: Cursor) -> None:
         """Move the cursor back to ``to`` after a reorg and forget the orphaned hashes."""

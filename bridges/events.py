@@ -7,6 +7,7 @@ of thousands of deposits decodes in milliseconds.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from eth_abi import decode as abi_decode
@@ -40,8 +41,13 @@ def _hex(v: Any) -> str:
     return HexBytes(v).to_0x_hex()
 
 
+@lru_cache(maxsize=65_536)
+def _checksum(raw: bytes) -> str:
+    return to_checksum_address(raw)
+
+
 def _topic_address(t: Any) -> str:
-    return to_checksum_address(HexBytes(t)[-20:])
+    return _checksum(bytes(HexBytes(t)[-20:]))
 
 
 def decode_deposit(chain_id: int, log: Any) -> DepositEvent:
