@@ -103,6 +103,7 @@ __all__ = [
     "sign_digest",
     "sign",
     "recover",
+    "recover_raw",
     "recover_signer",
     "normalize_signature",
     "to_checksum_address",
@@ -471,38 +472,31 @@ def _enc_string(v: str) -> bytes:
     return h
 
 
-def _enc_address(v: str) -> bytes:
-    return b"\x00" * 12 + bytes.fromhex(v[2:])
+def _compile_encoder(cls: type):
+    """Build ``struct_hash`` for one message class from its FIELDS (one expression, no loop)."""
+    parts = []
+    for _, attr, typ in cls.FIELDS:
+        if typ == "address":
+            parts.append(f"_Z12 + _fromhex(m.{attr}[2:])")
+        elif typ == "string":
+            parts.append(f"_enc_string(m.{attr})")
+        elif typ == "bool":
+            parts.append(f"(_TRUE if m.{attr} else _FALSE)")
+        else:
+            parts.append(f"m.{attr}.to_bytes(32, 'big')")
+    src = f"def _hash_{cls.PRIMARY_TYPE}(m):\n    return keccak(_TH + " + " + ".join(parts) + ")\n"
+    env = {"_Z12": b"\x00" * 12, "_fromhex": bytes.fromhex, "_enc_string": _enc_string, "keccak": keccak,
+           "_TRUE": b"\x00" * 31 + b"\x01", "_FALSE": b"\x00" * 32, "_TH": _TYPE_HASH[cls]}
+    exec(compile(src, f"<eip712 {cls.PRIMARY_TYPE}>", "exec"), env)  # noqa: S102 - source built from FIELDS only
+    return env[f"_hash_{cls.PRIMARY_TYPE}"]
 
 
-def _enc_uint(v: int) -> bytes:
-    return v.to_bytes(32, "big")
-
-
-def _enc_bool(v: bool) -> bytes:
-    return b"\x00" * 31 + (b"\x01" if v else b"\x00")
-
-
-def _encoder(typ: str):
-    if typ == "address":
-        return _enc_address
-    if typ == "string":
-        return _enc_string
-    if typ == "bool":
-        return _enc_bool
-    return _enc_uint
-
-
-_PLAN: dict[type, tuple[bytes, tuple[tuple[Any, Any], ...]]] = {
-    cls: (_TYPE_HASH[cls], tuple((getattr(cls, attr), _encoder(t)) for _, attr, t in cls.FIELDS))
-    for cls in MESSAGE_TYPES.values()
-}  # slot descriptors read attributes faster than getattr by name
+_STRUCT_HASH: dict[type, Any] = {cls: _compile_encoder(cls) for cls in MESSAGE_TYPES.values()}
 
 
 def struct_hash(msg: Message) -> bytes:
     """Return ``hashStruct(msg)``."""
-    th, plan = _PLAN[type(msg)]
-    return keccak(th + b"".join([enc(slot.__get__(msg)) for slot, enc in plan]))
+    return _STRUCT_HASH[type(msg)](msg)
 
 
 def digest(domain: Domain, msg: Message) -> bytes:
@@ -625,6 +619,11 @@ def normalize_signature(signature: bytes | str) -> bytes:
 
 def recover(digest32: bytes, signature: bytes | str) -> str:
     """Return the checksum address that signed ``digest32``; raise ``SignatureError`` otherwise."""
+    return to_checksum_address(recover_raw(digest32, signature))
+
+
+def recover_raw(digest32: bytes, signature: bytes | str) -> bytes:
+    """Return the 20-byte address that signed ``digest32`` (no checksum: for hot-path comparisons)."""
     if not isinstance(digest32, (bytes, bytearray)) or len(digest32) != 32:
         raise SignatureError("a digest is 32 bytes")
     sig = normalize_signature(signature)
@@ -633,7 +632,7 @@ def recover(digest32: bytes, signature: bytes | str) -> str:
                                                             hasher=None)
     except Exception as e:
         raise SignatureError("signature does not recover a public key") from e
-    return to_checksum_address(keccak(pub.format(compressed=False)[1:])[12:])
+    return keccak(pub.format(compressed=False)[1:])[12:]
 
 
 def recover_signer(domain: Domain, msg: Message, signature: bytes | str) -> str:

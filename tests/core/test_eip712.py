@@ -24,6 +24,7 @@ from aggregator.eip712 import (
     message_from_dict,
     normalize_signature,
     recover,
+    recover_raw,
     recover_signer,
     sign,
     struct_hash,
@@ -148,6 +149,10 @@ def test_signature_v_zero_one_accepted_and_normalised():
     assert recover(_D, raw) == _V["signer"]
     assert normalize_signature(raw) == _SIG
     assert recover(_D, "0x" + _SIG.hex()) == _V["signer"]
+
+
+def test_recover_raw_returns_address_bytes():
+    assert "0x" + recover_raw(_D, _SIG).hex() == _V["signer"].lower()
 
 
 def test_digest_of_other_message_recovers_other_address():
