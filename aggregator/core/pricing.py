@@ -382,7 +382,8 @@ def implied_vol(price: ArrayLike, F: ArrayLike, K: ArrayLike, T: ArrayLike,
     a Newton iteration on ``log(price)`` in the total stddev ``s = sigma*sqrt(T)`` runs
     inside a bracket ``[lo, hi]`` that each step tightens; a step that leaves the bracket
     (or has no finite derivative) is replaced by bisection. It stops when the log-price
-    error is below ``tol`` or the step is at the limit of float precision. Vectorised:
+    error is below ``tol``, a Newton step is below ``1e-12*s`` (quadratic convergence
+    puts the next iterate at rounding level) or the bracket has closed. Vectorised:
     each iteration works on the elements not yet converged.
     """
     p = np.asarray(price, dtype=np.float64)
@@ -446,15 +447,31 @@ def _solve_total_stddev(f: FloatArray, k: FloatArray, target: FloatArray, tol: f
     n = target.size
     lo = np.zeros(n)
     hi = np.full(n, MAX_TOTAL_STDDEV)
-    b_hi, _ = _otm_price(f, k, hi)
-    ok = target < b_hi
     log_target = np.log(target)
 
     # Start at the inflection point sqrt(2|x|) (Manaster-Koehler), or from the ATM
-    # approximation b ~ s*sqrt(F*K)/sqrt(2*pi) when that is larger.
+    # approximation b ~ s*sqrt(F*K)/sqrt(2*pi) when that is larger. For small prices use
+    # the small-s asymptote ln(b/sqrt(FK)) ~ -x^2/(2 s^2) + ln(s^3/(sqrt(2 pi) x^2))
+    # (three fixed-point steps) when it lands left of the inflection point, floored by
+    # the ATM bound (the asymptote is wrong near the money).
     x = np.log(f / k)
-    s = np.maximum(np.sqrt(2.0 * np.abs(x)), _SQRT_2PI * target / np.sqrt(f * k))
+    ax = np.abs(x)
+    s_c = np.sqrt(2.0 * ax)
+    # s_atm is a lower bound of the root: at fixed s the normalised OTM price is largest
+    # at the money, where it is 2N(s/2) - 1 <= s/sqrt(2 pi).
+    s_atm = _SQRT_2PI * target / np.sqrt(f * k)
+    s = np.maximum(s_c, s_atm)
+    # ln(sqrt(FK)/target) as a difference of logs: target may be subnormal.
+    ln_ratio = 0.5 * (np.log(f) + np.log(k)) - log_target
+    s_a = s_c.copy()
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        for _ in range(3):
+            denom = 2.0 * (ln_ratio + np.log(s_a**3 / (_SQRT_2PI * ax * ax)))
+            s_a = np.where(denom > 0.0, ax / np.sqrt(denom), s_a)
+    use_a = np.isfinite(s_a) & (s_a > 0.0) & (s_a < s_c)
+    s = np.where(use_a, np.maximum(s_a, s_atm), s)
     s = np.clip(s, 1e-8, MAX_TOTAL_STDDEV / 2)
+    ok = np.ones(n, dtype=bool)
 
     active = np.flatnonzero(ok)
     done = np.zeros(n, dtype=bool)
@@ -473,9 +490,14 @@ def _solve_total_stddev(f: FloatArray, k: FloatArray, target: FloatArray, tol: f
         la, ha = lo[active], hi[active]
         outside = ~np.isfinite(s_new) | (s_new <= la) | (s_new >= ha)
         s_new = np.where(outside, 0.5 * (la + ha), s_new)
-        conv = (np.abs(g) <= tol) | (np.abs(s_new - sa) <= 4.0 * _EPS * sa) | (ha - la <= 4.0 * _EPS * ha)
-        s[active] = np.where(conv & (np.abs(g) <= tol), sa, s_new)
+        # A Newton step below 1e-12*s leaves an error ~step^2: s_new is then exact to
+        # rounding (bisection steps never count as converged on this rule).
+        newton_done = ~outside & (np.abs(s_new - sa) <= 1e-12 * sa)
+        conv = (np.abs(g) <= tol) | newton_done | (ha - la <= 4.0 * _EPS * ha)
+        s[active] = np.where(np.abs(g) <= tol, sa, s_new)
         done[active[conv]] = True
         active = active[~conv]
-    ok &= done
+    # A root pinned at the top of the bracket means the price needs more than
+    # MAX_TOTAL_STDDEV (or is within rounding of the upper bound).
+    ok &= done & (s < MAX_TOTAL_STDDEV * (1.0 - 1e-9))
     return s, ok

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -85,8 +86,8 @@ class SviParams:
     def __post_init__(self) -> None:
         for name in ("a", "b", "rho", "m", "sigma"):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)):
-                raise SviError(f"{name} must be a float, got {type(v).__name__}")
+            if isinstance(v, bool) or not isinstance(v, numbers.Real):
+                raise SviError(f"{name} must be a real number, got {type(v).__name__}")
             object.__setattr__(self, name, float(v))
         problems = param_violations(self.a, self.b, self.rho, self.m, self.sigma)
         if problems:

@@ -10,7 +10,7 @@ import pytest
 CORE = Path(__file__).resolve().parents[2] / "aggregator" / "core"
 MODULES = ["pricing.py", "svi.py", "units.py"]
 ALLOWED = {"__future__", "collections", "dataclasses", "decimal", "itertools", "math",
-           "numpy", "operator", "typing"}
+           "numbers", "numpy", "operator", "typing"}
 FORBIDDEN_NAMES = {"open", "print", "input", "time", "datetime", "random", "os", "sys",
                    "socket", "asyncio"}
 
