@@ -72,6 +72,17 @@ Outputs
     ``AmendRejected``. Reason codes are ``StrEnum`` members whose values are stable
     strings, safe to put on the wire and in the journal.
 
+Performance
+    ``bench/bench_matching.py`` (seeded 200,000-request mix: resting limits, crossing
+    GTC/IOC/FOK, market orders, cancels, amends; 200 accounts) runs at roughly 0.6-0.75M
+    requests/s on one core of the 2-core dev machine (CPython 3.11). What keeps it there:
+    ``__slots__`` orders and levels, events built with ``tuple.__new__``, enum codes
+    compared as ints, lazy deletion instead of deque surgery, no per-request allocation
+    beyond the events, the resting order and its index entries. The process's cyclic GC
+    costs ~5-10% on a large book (much more if the caller keeps every event object alive in
+    memory); a long-running sequencer should ``gc.freeze()`` after
+    start-up and raise the generation-0 threshold.
+
 Known limits
     - One thread: the book is not thread-safe; the sequencer serialises requests.
     - Levels are kept in a sorted Python list: a side with tens of thousands of distinct
