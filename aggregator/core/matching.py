@@ -69,7 +69,8 @@ Outputs
     Every request returns a ``list`` of immutable events (``NamedTuple`` subclasses) in
     the order they happened: ``OrderAccepted``, ``OrderRejected``, ``OrderFilled``,
     ``OrderCancelled``, ``OrderAmended``, ``OrderExpired``, ``CancelRejected``,
-    ``AmendRejected``. Reason codes are ``StrEnum`` members whose values are stable
+    ``AmendRejected`` (defined in ``aggregator.core.orders``, re-exported here). Reason
+    codes are ``StrEnum`` members whose values are stable
     strings, safe to put on the wire and in the journal.
 
 Performance
