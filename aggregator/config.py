@@ -109,6 +109,16 @@ class Settings(BaseModel):
         return self.model_copy(update={"chains": chains})
 
 
+def local_settings(*chains: tuple[str, int, int, int], hub: str | None = None, confirmations: int = 3,
+                   block_time: float = 1.0, ledger_decimals: int = 6) -> Settings:
+    """Build Settings for local (name, chain_id, port, token decimals) chains (tests, benchmarks)."""
+    hub = hub or chains[0][0]
+    return Settings.model_validate({"ledger": {"decimals": ledger_decimals}, "chains": [
+        {"name": n, "chain_id": cid, "rpc_url": f"http://127.0.0.1:{port}", "hub": n == hub, "launch": False,
+         "block_time": block_time, "confirmations": confirmations, "token": {"symbol": "USDC", "decimals": dec}}
+        for n, cid, port, dec in chains]})
+
+
 def load_settings(path: str | Path | None = None) -> Settings:
     """Load and validate ``chains.toml`` (or ``path``); raise ConfigError on any problem."""
     path = Path(path or os.environ.get("OMNICLEAR_CHAINS") or DEFAULT_CHAINS_FILE)

@@ -8,17 +8,17 @@ from typing import Any
 
 from eth_account import Account
 
+from aggregator.config import local_settings
 from aggregator.devnet import ChainDeployment, deploy_chain
 from bridges.anvil import free_port, start_anvil
 from bridges.contracts import contract, ensure_built
-from tests.conftest import chain_settings
 
 
 def start_chain(chain_id: int = 31337, decimals: int = 6, block_time: float | None = None, **kw):
     """Start an anvil on a free port and deploy the vault; return (proc, settings, deployment)."""
     ensure_built()
     proc = start_anvil(free_port(), chain_id, block_time=block_time, **kw)
-    settings = chain_settings(("bench", chain_id, proc.port, decimals))
+    settings = local_settings(("bench", chain_id, proc.port, decimals))
     return proc, settings, deploy_chain(settings.chains[0])
 
 

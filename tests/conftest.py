@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from aggregator.config import local_settings
 from bridges.anvil import AnvilProcess, free_port, start_anvil
 
 
@@ -63,14 +64,8 @@ def engine(db_url):
 
 
 def chain_settings(*chains: tuple[str, int, int, int], hub: str | None = None):
-    """Build Settings for (name, chain_id, port, token decimals) chains, automined."""
-    from aggregator.config import Settings
-
-    hub = hub or chains[0][0]
-    return Settings.model_validate({"ledger": {"decimals": 6}, "chains": [
-        {"name": n, "chain_id": cid, "rpc_url": f"http://127.0.0.1:{port}", "hub": n == hub, "launch": False,
-         "block_time": 1.0, "confirmations": 3, "token": {"symbol": "USDC", "decimals": dec}}
-        for n, cid, port, dec in chains]})
+    """Settings for (name, chain_id, port, token decimals) chains, confirmations 3."""
+    return local_settings(*chains, hub=hub)
 
 
 @pytest.fixture
