@@ -1,0 +1,374 @@
+"""Append-only, durable command journal: one writer, group commit, segment files.
+
+Layout
+    A journal is a directory of segment files ``<first seq, 20 digits>.seg``. A segment
+    starts with the 8-byte magic ``OMNJRNL1`` and then holds records back to back::
+
+        u32 little-endian  payload length (> 0)
+        u32 little-endian  crc32(payload)
+        payload            aggregator.core.commands.encode(cmd)  (msgpack)
+
+    Sequence numbers are contiguous: record *i+1* carries ``seq`` one more than record
+    *i*, across segments. A new segment is started (named by the first ``seq`` it will
+    hold) once the current one passes ``segment_bytes``; the old one is fsynced before.
+
+Durability (group commit)
+    ``append(cmd)`` encodes the command, puts the bytes in the pending buffer in call order
+    and returns a future that resolves (to the command's ``seq``) once the bytes are
+    written *and fsynced*. A single flusher task writes the whole pending buffer and
+    fsyncs once, in a dedicated I/O thread; appends arriving meanwhile form the next
+    group. Many appends, one fsync: throughput survives durability, and latency is one
+    write + fsync plus the wait for the group in flight.
+
+Crash safety
+    Records are only ever appended; nothing written is rewritten. A ``kill -9`` (or power
+    loss) can leave the last segment with a torn tail: a partial header, a partial
+    payload, or bytes whose crc does not match. Opening the journal scans the last
+    segment, keeps every complete record whose crc matches, and truncates the file at the
+    first bad record, so the tail is cut and every earlier (fsynced, hence acknowledged)
+    record survives. A bad record inside a *sealed* (non-last) segment is not a torn write
+    but damage, and raises ``JournalCorrupt`` instead of silently dropping data.
+
+Recovery
+    ``Journal.open`` returns the journal positioned after the last good record, with
+    ``last_seq`` and ``last_ts_ms`` recovered (0 / 0 when empty); ``replay(from_seq)``
+    yields every command with ``seq >= from_seq`` in order.
+
+Failure
+    If a write or fsync fails the journal is *failed*: every pending and later append
+    raises ``JournalError``. The caller must stop (state applied in memory may no longer
+    match the journal); restarting replays what is durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import struct
+import zlib
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from aggregator.core import commands as _commands
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Journal", "JournalError", "JournalCorrupt", "MAGIC", "HEADER", "read_segment"]
+
+MAGIC = b"OMNJRNL1"
+HEADER = struct.Struct("<II")
+MAX_RECORD = 16 << 20
+DEFAULT_SEGMENT_BYTES = 64 << 20
+_SUFFIX = ".seg"
+
+
+class JournalError(RuntimeError):
+    """The journal cannot accept or persist a record."""
+
+
+class JournalCorrupt(JournalError):
+    """A sealed segment holds a bad record, or sequence numbers are not contiguous."""
+
+
+def _segment_name(first_seq: int) -> str:
+    return f"{first_seq:020d}{_SUFFIX}"
+
+
+def _segments(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.iterdir() if p.name.endswith(_SUFFIX) and p.name[:-len(_SUFFIX)].isdigit())
+
+
+def read_segment(path: Path) -> tuple[list[bytes], int, str | None]:
+    """Return ``(payloads, good_length, problem)`` of one segment file.
+
+    ``good_length`` is the byte offset just after the last good record; ``problem``
+    describes why reading stopped before the end of the file (``None`` if it did not).
+    """
+    data = path.read_bytes()
+    if len(data) < len(MAGIC):
+        return [], 0, "short or missing segment header" if data else None
+    if data[: len(MAGIC)] != MAGIC:
+        return [], 0, "bad segment magic"
+    pos, end, out = len(MAGIC), len(data), []
+    hs = HEADER.size
+    while pos < end:
+        if end - pos < hs:
+            return out, pos, f"torn record header at offset {pos}"
+        length, crc = HEADER.unpack_from(data, pos)
+        if length == 0 or length > MAX_RECORD:
+            return out, pos, f"bad record length {length} at offset {pos}"
+        if end - pos - hs < length:
+            return out, pos, f"torn record payload at offset {pos}"
+        payload = data[pos + hs: pos + hs + length]
+        if zlib.crc32(payload) != crc:
+            return out, pos, f"crc mismatch at offset {pos}"
+        out.append(payload)
+        pos += hs + length
+    return out, pos, None
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Journal:
+    """The command journal of one sequencer (single writer: one ``Journal`` per directory)."""
+
+    def __init__(self, directory: Path, segment_bytes: int, fsync: bool) -> None:
+        self.directory = directory
+        self.segment_bytes = segment_bytes
+        self.fsync = fsync
+        self.last_seq = 0  # last seq handed to append (durable or pending)
+        self.last_ts_ms = 0
+        self.durable_seq = 0  # last seq known to be on disk
+        self.truncated: str | None = None  # what the tail repair cut, if anything
+        self._file = None
+        self._file_size = 0
+        self._pending = bytearray()
+        self._pending_futs: list[asyncio.Future] = []
+        self._pending_first_seq = 0
+        self._wake: asyncio.Event | None = None
+        self._flusher: asyncio.Task | None = None
+        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal-io")
+        self._failed: BaseException | None = None
+        self._closed = False
+        self.flushes = 0  # number of group commits (for benchmarks)
+
+    # ------------------------------------------------------------------ opening
+
+    @classmethod
+    def open(cls, directory: str | os.PathLike, *, segment_bytes: int = DEFAULT_SEGMENT_BYTES,
+             fsync: bool = True) -> Journal:
+        """Open (creating if needed) the journal in ``directory`` and repair a torn tail."""
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        j = cls(d, segment_bytes, fsync)
+        j._recover()
+        return j
+
+    def _recover(self) -> None:
+        segs = _segments(self.directory)
+        # the last non-empty segment holds the last record; empty trailing ones are dropped
+        while segs:
+            last = segs[-1]
+            payloads, good, problem = read_segment(last)
+            if problem is not None:
+                log.warning("journal %s: %s; truncating %d bytes", last, problem, last.stat().st_size - good)
+                self.truncated = f"{last.name}: {problem}"
+                if good == 0:
+                    # not even a valid header: rewrite the header so the file is a valid empty segment
+                    with open(last, "wb") as f:
+                        f.write(MAGIC)
+                        f.flush()
+                        os.fsync(f.fileno())
+                    good = len(MAGIC)
+                else:
+                    with open(last, "r+b") as f:
+                        f.truncate(good)
+                        f.flush()
+                        os.fsync(f.fileno())
+            if payloads:
+                cmd = _commands.decode(payloads[-1])
+                self.last_seq = self.durable_seq = cmd.seq
+                self.last_ts_ms = cmd.ts_ms
+                first = _commands.decode(payloads[0]).seq
+                if int(last.name[: -len(_SUFFIX)]) != first:
+                    raise JournalCorrupt(f"{last.name} starts with seq {first}")
+                break
+            if len(segs) == 1:
+                # only an empty segment: its name says which seq comes next
+                self.last_seq = self.durable_seq = int(last.name[: -len(_SUFFIX)]) - 1
+                break
+            last.unlink()
+            segs.pop()
+        if segs:
+            path = segs[-1]
+            self._file = open(path, "ab")
+            self._file_size = path.stat().st_size
+        else:
+            self._new_segment(1)
+
+    def _new_segment(self, first_seq: int) -> None:
+        path = self.directory / _segment_name(first_seq)
+        f = open(path, "ab")
+        if f.tell() == 0:
+            f.write(MAGIC)
+            f.flush()
+            if self.fsync:
+                os.fsync(f.fileno())
+        if self.fsync:
+            _fsync_dir(self.directory)
+        self._file = f
+        self._file_size = f.tell()
+
+    # ----------------------------------------------------------------- reading
+
+    def replay(self, from_seq: int = 0) -> Iterator[_commands.Command]:
+        """Yield the journalled commands with ``seq >= from_seq``, in order.
+
+        Stops cleanly at a torn or corrupt tail of the last segment (and truncates it);
+        raises ``JournalCorrupt`` for damage in a sealed segment or a sequence gap.
+        """
+        segs = _segments(self.directory)
+        # skip whole segments that end before from_seq
+        start = 0
+        for i, p in enumerate(segs):
+            if int(p.name[: -len(_SUFFIX)]) <= from_seq:
+                start = i
+        expect: int | None = None
+        for i in range(start, len(segs)):
+            p = segs[i]
+            payloads, good, problem = read_segment(p)
+            if problem is not None:
+                if i != len(segs) - 1:
+                    raise JournalCorrupt(f"{p.name}: {problem} in a sealed segment")
+                if self._file is None:  # a read-only replay of a journal nobody has open: repair
+                    with open(p, "r+b") as f:
+                        f.truncate(max(good, len(MAGIC)))
+            for payload in payloads:
+                cmd = _commands.decode(payload)
+                if expect is not None and cmd.seq != expect:
+                    raise JournalCorrupt(f"{p.name}: seq {cmd.seq} follows {expect - 1}")
+                expect = cmd.seq + 1
+                if cmd.seq >= from_seq:
+                    yield cmd
+
+    # ----------------------------------------------------------------- writing
+
+    def append(self, cmd: _commands.Command) -> asyncio.Future:
+        """Queue ``cmd``; return a future resolving to its ``seq`` once it is durable.
+
+        Must be called from the event loop thread, in ``seq`` order (``seq`` is exactly
+        ``last_seq + 1``; ``ts_ms`` never below ``last_ts_ms``).
+        """
+        if self._failed is not None:
+            raise JournalError(f"journal failed: {self._failed}") from self._failed
+        if self._closed:
+            raise JournalError("journal is closed")
+        if cmd.seq != self.last_seq + 1:
+            raise JournalError(f"append seq {cmd.seq}, expected {self.last_seq + 1}")
+        if cmd.ts_ms < self.last_ts_ms:
+            raise JournalError(f"append ts_ms {cmd.ts_ms} < last {self.last_ts_ms}")
+        payload = _commands.encode(cmd)
+        if len(payload) > MAX_RECORD:
+            raise JournalError(f"record of {len(payload)} bytes exceeds {MAX_RECORD}")
+        loop = asyncio.get_running_loop()
+        if self._wake is None:
+            self._wake = asyncio.Event()
+            self._flusher = loop.create_task(self._flush_loop(), name="journal-flusher")
+        if not self._pending:
+            self._pending_first_seq = cmd.seq
+        self._pending += HEADER.pack(len(payload), zlib.crc32(payload))
+        self._pending += payload
+        fut = loop.create_future()
+        self._pending_futs.append(fut)
+        self.last_seq = cmd.seq
+        self.last_ts_ms = cmd.ts_ms
+        self._wake.set()
+        return fut
+
+    async def _flush_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        assert self._wake is not None
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if not self._pending:
+                if self._closed:
+                    return
+                continue
+            data, futs, first = bytes(self._pending), self._pending_futs, self._pending_first_seq
+            last = first + len(futs) - 1
+            self._pending = bytearray()
+            self._pending_futs = []
+            try:
+                await loop.run_in_executor(self._io, self._write, data, first)
+            except BaseException as e:  # noqa: BLE001 - a failed write fails the journal
+                self._failed = e
+                log.critical("journal write failed at seq %d..%d: %r", first, last, e)
+                err = JournalError(f"journal write failed: {e!r}")
+                for f in futs + self._pending_futs:
+                    if not f.done():
+                        f.set_exception(err)
+                self._pending_futs = []
+                return
+            self.durable_seq = last
+            self.flushes += 1
+            for f, s in zip(futs, range(first, last + 1)):
+                if not f.done():
+                    f.set_result(s)
+
+    def _write(self, data: bytes, first_seq: int) -> None:
+        if self._file_size >= self.segment_bytes and self._file_size > len(MAGIC):
+            self._seal()
+            self._new_segment(first_seq)
+        f = self._file
+        f.write(data)
+        f.flush()
+        if self.fsync:
+            os.fdatasync(f.fileno())
+        self._file_size += len(data)
+
+    def _seal(self) -> None:
+        f = self._file
+        f.flush()
+        if self.fsync:
+            os.fsync(f.fileno())
+        f.close()
+
+    async def flush(self) -> None:
+        """Wait until everything appended so far is durable."""
+        if self._pending_futs:
+            await asyncio.gather(*self._pending_futs[-1:])
+        while self.durable_seq < self.last_seq and self._failed is None:
+            await asyncio.sleep(0.0005)
+        if self._failed is not None:
+            raise JournalError(f"journal failed: {self._failed}")
+
+    async def close(self) -> None:
+        """Flush what is pending, stop the flusher and close the file."""
+        if self._closed:
+            return
+        try:
+            if self._failed is None:
+                await self.flush()
+        finally:
+            self._closed = True
+            if self._wake is not None:
+                self._wake.set()
+            if self._flusher is not None:
+                await asyncio.gather(self._flusher, return_exceptions=True)
+            if self._file is not None:
+                f, self._file = self._file, None
+                await asyncio.get_running_loop().run_in_executor(self._io, self._close_file, f)
+            self._io.shutdown(wait=True)
+
+    def _close_file(self, f) -> None:
+        f.flush()
+        if self.fsync:
+            os.fsync(f.fileno())
+        f.close()
+
+    def close_sync(self) -> None:
+        """Close without an event loop (nothing may be pending)."""
+        if self._pending_futs:
+            raise JournalError("close_sync with pending appends")
+        self._closed = True
+        if self._file is not None:
+            self._close_file(self._file)
+            self._file = None
+        self._io.shutdown(wait=True)
+
+    @property
+    def failed(self) -> bool:
+        return self._failed is not None
+
+    def segments(self) -> list[Path]:
+        """Return the segment files, oldest first."""
+        return _segments(self.directory)
