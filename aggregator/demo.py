@@ -108,6 +108,21 @@ def _print_table(rows: list[ChainRow]) -> None:
             print(f"    account mismatch {m}")
 
 
+async def _oracle_feeds(svc: Service) -> list[dict[str, Any]]:
+    """Print the oracle feeds the run used: price, status and why (from the live service)."""
+    if svc.oracle_service is None:
+        return []
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{svc.url}/v1/prices") as r:
+            body = await r.json()
+    rows = [{k: f.get(k) for k in ("feed", "price", "status", "reason", "market_status", "timestamp")}
+            for f in body["prices"]]
+    print(f"\n{'feed':<12} {'price':>16}  {'status':<14} reason")
+    for f in rows:
+        print(f"{f['feed']:<12} {str(f['price'] or '-'):>16}  {str(f['status']):<14} {f.get('reason') or ''}")
+    return rows
+
+
 async def run_demo(settings: Settings, report_path: Path | None = None, traders: int = 6,
                    db_url: str | None = None) -> bool:
     """Run the scenario; return True if every chain reconciles."""
@@ -172,6 +187,7 @@ async def run_demo(settings: Settings, report_path: Path | None = None, traders:
 
         rows = await _reconcile(dep, ledger_chains, accounts, ledger_accounts)
         _print_table(rows)
+        feeds = await _oracle_feeds(svc)
         ok = all(r.ok for r in rows)
         floor = max(c.confirmations * c.block_time for c in settings.chains)
         print(f"\ncredit latency after the last deposit's receipt: median {statistics.median(latencies):.3f}s, "
@@ -184,6 +200,7 @@ async def run_demo(settings: Settings, report_path: Path | None = None, traders:
                 "traders": traders,
                 "deposits": len(receipts),
                 "credit_latency_s": {"median": statistics.median(latencies), "max": max(latencies)},
+                "feeds": feeds,
             }
             report_path.parent.mkdir(parents=True, exist_ok=True)
             report_path.write_text(json.dumps(report, indent=2, default=str))

@@ -94,8 +94,8 @@ def web3_for(rpc_url: str, timeout: float = 10.0) -> Web3:
     return Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
 
 
-def deploy_chain(chain: ChainConfig, rpc_url: str | None = None) -> ChainDeployment:
-    """Deploy the token and the vault on a running chain; return the deployment record."""
+def deploy_chain(chain: ChainConfig, rpc_url: str | None = None, *, oracle: bool = True) -> ChainDeployment:
+    """Deploy the token and the vault (and, on the hub, the oracle contracts) on a running chain."""
     w3 = web3_for(rpc_url or chain.rpc_url)
     deployer = Account.from_key(DEPLOYER_KEY).address
     guardian = Account.from_key(GUARDIAN_KEY).address
@@ -114,11 +114,19 @@ def deploy_chain(chain: ChainConfig, rpc_url: str | None = None) -> ChainDeploym
                           .setTokenAllowed(token, True).build_transaction({"from": deployer}))
     except (ArtifactError, ValueError) as e:
         raise DevnetError(f"deploying on {chain.name} failed: {e}") from e
-    return ChainDeployment(
+    rec = ChainDeployment(
         name=chain.name, chain_id=chain.chain_id, rpc_url=rpc_url or chain.rpc_url, hub=chain.hub,
         confirmations=chain.confirmations, block_time=chain.block_time, token_symbol=chain.token.symbol,
         token_decimals=chain.token.decimals, token=token, vault=vault, deploy_block=start_block,
     )
+    if chain.hub and oracle:
+        from aggregator.oracle_node import deploy_devnet_oracle
+
+        try:
+            deploy_devnet_oracle(w3, rec, DEPLOYER_KEY)
+        except (ArtifactError, ValueError) as e:
+            raise DevnetError(f"deploying the oracle on {chain.name} failed: {e}") from e
+    return rec
 
 
 def up(settings: Settings, state_dir: Path = DEFAULT_STATE_DIR, *, log_dir: Path | None = None,

@@ -1,4 +1,4 @@
-"""The Omniclear service process: vault watchers for every chain plus the HTTP API.
+"""The Omniclear service process: vault watchers for every chain, the oracle, the HTTP API.
 
 Lifecycle: ``start()`` creates the tables, one ``ChainClient`` and one deposit watcher
 per chain of the deployment, and the API listener; ``stop()`` stops the watchers, the
@@ -11,6 +11,7 @@ import asyncio
 import logging
 import signal
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from sqlalchemy.engine import Engine
@@ -25,6 +26,9 @@ from bridges.chain import ChainClient
 from bridges.events import DEPOSIT_TOPIC
 from bridges.watcher import EventWatcher
 
+if TYPE_CHECKING:
+    from oracles.service import OracleService
+
 log = logging.getLogger(__name__)
 
 
@@ -36,12 +40,14 @@ class Service:
     host: str = "127.0.0.1"
     port: int = 8080
     poll_interval: float = 0.05
+    oracle: bool = True
     ledger: Ledger = field(init=False)
     watchers: list[EventWatcher] = field(default_factory=list, init=False)
     _clients: list[ChainClient] = field(default_factory=list, init=False)
     _tasks: list[asyncio.Task] = field(default_factory=list, init=False)
     _stop: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _runner: web.AppRunner | None = field(default=None, init=False)
+    oracle_service: "OracleService | None" = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.ledger = Ledger(self.engine, self.settings)
@@ -62,7 +68,15 @@ class Service:
                              poll_interval=self.poll_interval)
             self.watchers.append(w)
             self._tasks.append(asyncio.create_task(w.run(self._stop), name=f"watch-{c.name}"))
-        self._runner = web.AppRunner(make_app(self.ledger), access_log=None)
+        app = make_app(self.ledger)
+        if self.oracle:
+            from aggregator.oracle_node import devnet_oracle
+            from oracles.api import add_price_routes
+
+            self.oracle_service = devnet_oracle(self.deployment, self.engine)
+            add_price_routes(app, self.oracle_service)
+            await self.oracle_service.start()
+        self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
@@ -74,6 +88,8 @@ class Service:
             await asyncio.wait(self._tasks, timeout=10)
         for t in self._tasks:
             t.cancel()
+        if self.oracle_service is not None:
+            await self.oracle_service.stop()
         if self._runner is not None:
             await self._runner.cleanup()
         for c in self._clients:

@@ -19,7 +19,7 @@ def start_chain(chain_id: int = 31337, decimals: int = 6, block_time: float | No
     ensure_built()
     proc = start_anvil(free_port(), chain_id, block_time=block_time, **kw)
     settings = local_settings(("bench", chain_id, proc.port, decimals))
-    return proc, settings, deploy_chain(settings.chains[0])
+    return proc, settings, deploy_chain(settings.chains[0], oracle=False)
 
 
 def rpc_batch(url: str, calls: list[tuple[str, list[Any]]], timeout: float = 120) -> list[Any]:

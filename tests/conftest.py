@@ -77,6 +77,6 @@ def one_chain(anvil):
 
     ensure_built()
     settings = chain_settings(("solo", anvil.chain_id, anvil.port, 18))
-    rec = deploy_chain(settings.chains[0])
+    rec = deploy_chain(settings.chains[0], oracle=False)
     dep = Deployment([rec], Account.from_key(DEPLOYER_KEY).address, Account.from_key(GUARDIAN_KEY).address)
     return settings, dep
