@@ -1,0 +1,733 @@
+"""The sequencer service: stateless checks, one writer, journal, acknowledgements, feeds.
+
+Flow of a signed request (REST or WebSocket, see ``aggregator.api.trading``)
+    1. *Stateless checks* (nothing is sequenced or journalled if they fail, HTTP 400):
+       the JSON body is decoded by msgspec into a typed wire struct
+       (``invalid_request`` on any shape, type or range problem, including integers that
+       do not fit the journal's 64 bits); the EIP-712 message is built (field rules of
+       ``aggregator.eip712``); the signature is normalised and the signer recovered
+       (``bad_signature``). Recovery runs coincurve in a thread pool: it releases the
+       GIL, so on two cores the recoveries overlap the event loop's work. Requests that
+       arrive together are verified in chunks (one pool call per chunk).
+    2. *Sequencing* (synchronous, on the event loop thread, so it is the single writer):
+       ``seq = last + 1`` and ``ts_ms = max(last ts, clock())`` (the clock is injected;
+       time never goes backwards), ``Sequencer.apply(cmd)`` (the only mutator, pure and
+       deterministic), then ``Journal.append(cmd)``. Every sequenced command is journalled,
+       accepted or rejected, so replay sees exactly the same inputs.
+    3. *Durability, then acknowledgement*: the caller awaits the journal's group commit;
+       only then does it return the ``Outcome`` (the API's 2xx), and only then are the
+       command's events published to subscribers (in ``seq`` order, once per group).
+
+Invariants
+    - Nothing acknowledged is lost: an ack is sent only after the command's record is
+      fsynced; replaying the journal into a fresh ``Sequencer`` on start rebuilds the
+      state, so ``state_root()`` after a restart equals the one before.
+    - Determinism: the core sees only journalled inputs; the wall clock enters only
+      through ``ts_ms`` inside the command.
+    - Market data shows only durable state: the order-book mirror (``BookMirror``) that
+      serves book snapshots and deltas is updated from events at publication time, so a
+      snapshot's ``seq`` and the deltas' ``seq`` are on the same per-instrument counter and
+      never include a command that could still be lost.
+    - If ``apply`` raises (a core bug) or the journal fails, the service stops accepting
+      (``unavailable``, 503): memory may no longer match the journal; a restart replays.
+
+Integrator hooks: ``submit_deposit`` (idempotent per ``(chain_id, deposit_nonce)``),
+``submit_price``, ``subscribe``. Run standalone with
+``python -m aggregator.sequencer_service --journal DIR --port N``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import enum
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import msgspec
+
+from aggregator import eip712
+from aggregator.core import commands as C
+from aggregator.journal import Journal, JournalError
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "RequestError",
+    "ServiceUnavailable",
+    "SignedKind",
+    "KINDS",
+    "parse_signed",
+    "parse_batch",
+    "SequencerService",
+    "BookMirror",
+    "Published",
+    "jsonable",
+    "wall_clock_ms",
+]
+
+UINT64 = 1 << 64
+MAX_BATCH = 50
+
+
+class RequestError(Exception):
+    """A request failed a stateless check: ``code`` is ``invalid_request`` or ``bad_signature``."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class ServiceUnavailable(RuntimeError):
+    """The service is not running, or stopped accepting after a fatal error."""
+
+
+def wall_clock_ms() -> int:
+    """Return Unix time in milliseconds."""
+    return time.time_ns() // 1_000_000
+
+
+# ------------------------------------------------------------------------ wire formats
+# One msgspec struct per EIP-712 message, keyed by the Solidity field names a wallet
+# signs; unsigned integers may be JSON numbers or decimal strings (uint256 overflows JS).
+
+_PY = {"address": str, "string": str, "bool": bool}
+
+
+def _wire_struct(cls: type) -> type[msgspec.Struct]:
+    fields = [(attr, _PY.get(typ, int | str)) for _sol, attr, typ in cls.FIELDS]
+    return msgspec.defstruct(f"{cls.PRIMARY_TYPE}Wire", fields, rename={a: s for s, a, _ in cls.FIELDS},
+                             forbid_unknown_fields=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class SignedKind:
+    """One kind of signed request: its JSON field, EIP-712 class and command class."""
+
+    name: str  # "order", "cancel", ...
+    field: str  # JSON field holding the message
+    message: type
+    command: type
+    wire: type[msgspec.Struct]
+    request: type[msgspec.Struct]
+    uints: tuple[tuple[str, str], ...]  # (solidity name, attribute) of uint fields
+    attrs: tuple[str, ...]
+
+
+def _kind(name: str, field: str, message: type, command: type) -> SignedKind:
+    wire = _wire_struct(message)
+    req = msgspec.defstruct(f"{message.PRIMARY_TYPE}Request", [(field, wire), ("signature", str)],
+                            forbid_unknown_fields=True)
+    uints = tuple((s, a) for s, a, t in message.FIELDS if t.startswith("uint"))
+    return SignedKind(name, field, message, command, wire, req, uints, tuple(a for _, a, _ in message.FIELDS))
+
+
+KINDS: dict[str, SignedKind] = {k.name: k for k in (
+    _kind("order", "order", eip712.Order, C.PlaceOrder),
+    _kind("cancel", "cancel", eip712.Cancel, C.CancelOrder),
+    _kind("cancel_all", "cancelAll", eip712.CancelAll, C.CancelAllOrders),
+    _kind("amend", "amend", eip712.Amend, C.AmendOrder),
+    _kind("session_key", "sessionKey", eip712.SessionKey, C.GrantSessionKey),
+    _kind("revoke_session_key", "revoke", eip712.RevokeSessionKey, C.RevokeSession),
+)}
+_BY_COMMAND = {k.command: k for k in KINDS.values()}
+
+_OrderBatch = msgspec.defstruct("OrderBatch", [("orders", list[KINDS["order"].request])],
+                                forbid_unknown_fields=True)
+_DECODERS = {k.name: msgspec.json.Decoder(k.request) for k in KINDS.values()}
+_BATCH_DECODER = msgspec.json.Decoder(_OrderBatch)
+
+
+def build_message(kind: SignedKind, wire: Any) -> Any:
+    """Build and validate the EIP-712 message from its wire struct; ``RequestError`` otherwise."""
+    kw = {a: getattr(wire, a) for a in kind.attrs}
+    for sol, a in kind.uints:
+        v = kw[a]
+        if type(v) is str:
+            if not v.isascii() or not v.isdigit() or (len(v) > 1 and v[0] == "0"):
+                raise RequestError("invalid_request", f"{sol} must be a decimal integer string, got {v[:40]!r}")
+            v = kw[a] = int(v)
+        if not 0 <= v < UINT64:
+            raise RequestError("invalid_request", f"{sol} = {v} is out of range (0 <= {sol} < 2**64)")
+    try:
+        return kind.message(**kw)
+    except eip712.MessageError as e:
+        raise RequestError("invalid_request", str(e)) from None
+
+
+def parse_signature(sig: str) -> bytes:
+    """Return the normalised 65-byte signature; ``RequestError(bad_signature)`` otherwise."""
+    try:
+        return eip712.normalize_signature(sig)
+    except eip712.SignatureError as e:
+        raise RequestError("bad_signature", str(e)) from None
+
+
+def parse_signed(kind_name: str, body: bytes) -> tuple[Any, bytes]:
+    """Decode one signed request body of kind ``kind_name``: return ``(message, signature)``."""
+    kind = KINDS[kind_name]
+    try:
+        req = _DECODERS[kind_name].decode(body)
+    except msgspec.DecodeError as e:
+        raise RequestError("invalid_request", f"{kind_name}: {e}") from None
+    return build_message(kind, getattr(req, kind.field)), parse_signature(req.signature)
+
+
+def from_wire_request(kind_name: str, req: Any) -> tuple[Any, bytes]:
+    """Return ``(message, signature)`` of an already decoded request struct."""
+    kind = KINDS[kind_name]
+    return build_message(kind, getattr(req, kind.field)), parse_signature(req.signature)
+
+
+def parse_batch(body: bytes, max_batch: int = MAX_BATCH) -> list[tuple[Any, bytes] | RequestError]:
+    """Decode an order batch; each item is ``(order, signature)`` or its ``RequestError``."""
+    try:
+        batch = _BATCH_DECODER.decode(body)
+    except msgspec.DecodeError as e:
+        raise RequestError("invalid_request", f"batch: {e}") from None
+    if not batch.orders:
+        raise RequestError("invalid_request", "batch: orders is empty")
+    if len(batch.orders) > max_batch:
+        raise RequestError("invalid_request", f"batch: at most {max_batch} orders, got {len(batch.orders)}")
+    out: list[tuple[Any, bytes] | RequestError] = []
+    for req in batch.orders:
+        try:
+            out.append(from_wire_request("order", req))
+        except RequestError as e:
+            out.append(e)
+    return out
+
+
+# ------------------------------------------------------------------------- verifying
+
+
+def _verify_chunk(domain: eip712.Domain, items: list[tuple[Any, bytes]]) -> list[str | RequestError]:
+    out: list[str | RequestError] = []
+    digest, recover_raw, fromhex = eip712.digest, eip712.recover_raw, bytes.fromhex
+    for msg, sig in items:
+        try:
+            raw = recover_raw(digest(domain, msg), sig)
+        except eip712.SignatureError as e:
+            out.append(RequestError("bad_signature", str(e)))
+            continue
+        acct = msg.account
+        out.append(acct if raw == fromhex(acct[2:]) else eip712.to_checksum_address(raw))
+    return out
+
+
+class Verifier:
+    """Recover signers in a thread pool, coalescing requests that arrive together into chunks."""
+
+    def __init__(self, domain: eip712.Domain, threads: int = 2, min_chunk: int = 4) -> None:
+        self.domain = domain
+        self.threads = max(1, threads)
+        self.min_chunk = min_chunk
+        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="ecrecover")
+        self._pending: list[tuple[Any, bytes, asyncio.Future]] = []
+        self._scheduled = False
+
+    def verify(self, msg: Any, sig: bytes) -> asyncio.Future:
+        """Return a future of the recovered checksum signer (or a ``RequestError`` result)."""
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        self._pending.append((msg, sig, fut))
+        if not self._scheduled:
+            self._scheduled = True
+            loop.call_soon(self._dispatch)
+        return fut
+
+    def verify_many(self, items: list[tuple[Any, bytes]]) -> list[asyncio.Future]:
+        return [self.verify(m, s) for m, s in items]
+
+    def _dispatch(self) -> None:
+        items, self._pending, self._scheduled = self._pending, [], False
+        if not items:
+            return
+        loop = asyncio.get_running_loop()
+        n = len(items)
+        k = max(1, min(self.threads, n // self.min_chunk))
+        size = math.ceil(n / k)
+        for i in range(0, n, size):
+            chunk = items[i:i + size]
+            cf = loop.run_in_executor(self._pool, _verify_chunk, self.domain, [(m, s) for m, s, _ in chunk])
+            cf.add_done_callback(lambda f, chunk=chunk: self._resolve(f, chunk))
+
+    @staticmethod
+    def _resolve(f: asyncio.Future, chunk: list) -> None:
+        if f.cancelled():
+            for _, _, fut in chunk:
+                fut.cancel()
+            return
+        exc = f.exception()
+        results = [exc] * len(chunk) if exc is not None else f.result()
+        for (_, _, fut), r in zip(chunk, results):
+            if not fut.done():
+                fut.set_result(r)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+# ---------------------------------------------------------------------- book mirror
+
+
+def _accounts_of(ev: Any) -> tuple[str, ...]:
+    a = getattr(ev, "account", None)
+    if a is not None:
+        return (a,)
+    m, t = getattr(ev, "maker_account", None), getattr(ev, "taker_account", None)
+    return tuple(x for x in (m, t) if x is not None)
+
+
+class BookMirror:
+    """Price levels of every book, rebuilt from matching events; one ``seq`` per instrument.
+
+    Orders are tracked by ``(instrument, order_id)`` with side, price and open size;
+    ``OrderAccepted`` adds, ``OrderFilled`` / ``OrderAmended`` set the open size (the
+    events carry absolute remainders), ``OrderCancelled`` / ``OrderExpired`` remove. A
+    command's events end with every order either resting or removed, so after each
+    command the levels equal the book's. ``apply_events`` returns the changed levels.
+    """
+
+    def __init__(self) -> None:
+        self.orders: dict[tuple[str, int], list] = {}  # -> [side, price, remaining]
+        self.levels: dict[str, tuple[dict[int, int], dict[int, int]]] = {}  # inst -> (bids, asks)
+        self.seq: dict[str, int] = {}
+
+    def _level_add(self, touched: dict, inst: str, side: int, price: int, qty: int) -> None:
+        sides = self.levels.get(inst)
+        if sides is None:
+            sides = self.levels[inst] = ({}, {})
+        lv = sides[0 if side == 1 else 1]
+        v = lv.get(price, 0) + qty
+        if v:
+            lv[price] = v
+        else:
+            lv.pop(price, None)
+        touched.setdefault(inst, set()).add((side, price))
+
+    def apply_events(self, events: Iterable[Any]) -> dict[str, tuple[int, list, list]]:
+        """Apply one command's events; return ``{instrument: (seq, bid changes, ask changes)}``."""
+        touched: dict[str, set] = {}
+        orders = self.orders
+        for ev in events:
+            name = type(ev).__name__
+            if name == "OrderAccepted":
+                if ev.size > 0 and ev.price > 0:
+                    orders[(ev.instrument, ev.order_id)] = [ev.side, ev.price, ev.size]
+                    self._level_add(touched, ev.instrument, ev.side, ev.price, ev.size)
+            elif name == "OrderFilled":
+                for oid, rem in ((ev.maker_order_id, ev.maker_remaining), (ev.taker_order_id, ev.taker_remaining)):
+                    o = orders.get((ev.instrument, oid))
+                    if o is None:
+                        continue
+                    self._level_add(touched, ev.instrument, o[0], o[1], rem - o[2])
+                    if rem:
+                        o[2] = rem
+                    else:
+                        del orders[(ev.instrument, oid)]
+            elif name in ("OrderCancelled", "OrderExpired"):
+                o = orders.pop((ev.instrument, ev.order_id), None)
+                if o is not None:
+                    self._level_add(touched, ev.instrument, o[0], o[1], -o[2])
+            elif name == "OrderAmended":
+                o = orders.get((ev.instrument, ev.order_id))
+                if o is not None:
+                    self._level_add(touched, ev.instrument, o[0], o[1], -o[2])
+                    if ev.remaining:
+                        o[1], o[2] = ev.price, ev.remaining
+                        self._level_add(touched, ev.instrument, o[0], o[1], o[2])
+                    else:
+                        del orders[(ev.instrument, ev.order_id)]
+        out: dict[str, tuple[int, list, list]] = {}
+        for inst, keys in touched.items():
+            bids, asks = self.levels[inst]
+            bch = sorted(((p, bids.get(p, 0)) for s, p in keys if s == 1), reverse=True)
+            ach = sorted((p, asks.get(p, 0)) for s, p in keys if s != 1)
+            # a level touched twice in one command may end where it started: still a delta (harmless)
+            seq = self.seq.get(inst, 0) + 1
+            self.seq[inst] = seq
+            out[inst] = (seq, bch, ach)
+        return out
+
+    def snapshot(self, instrument: str, depth: int) -> tuple[int, list[tuple[int, int]], list[tuple[int, int]]]:
+        """Return ``(seq, bids best first, asks best first)`` with at most ``depth`` levels a side."""
+        bids, asks = self.levels.get(instrument, ({}, {}))
+        b = sorted(bids.items(), reverse=True)[:depth]
+        a = sorted(asks.items())[:depth]
+        return self.seq.get(instrument, 0), b, a
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Published:
+    """What subscribers receive for one durable command."""
+
+    cmd: C.Command
+    outcome: Any
+    book: dict[str, tuple[int, list, list]]  # instrument -> (book seq, bid changes, ask changes)
+    accounts: frozenset[str]
+
+
+# ---------------------------------------------------------------------- JSON helpers
+
+
+def _enc_hook(o: Any) -> Any:
+    if isinstance(o, bytes):
+        return "0x" + o.hex()
+    if isinstance(o, enum.Enum):
+        return o.value
+    if dataclasses.is_dataclass(o):
+        return {f.name: getattr(o, f.name) for f in dataclasses.fields(o)}
+    if isinstance(o, (set, frozenset)):
+        return sorted(o)
+    raise NotImplementedError(f"cannot encode {type(o).__name__}")
+
+
+_json_encoder = msgspec.json.Encoder(enc_hook=_enc_hook)
+
+
+def jsonable(o: Any) -> Any:
+    """Return ``o`` as plain JSON data: NamedTuples become objects with a ``type``."""
+    if isinstance(o, tuple) and hasattr(o, "_fields"):
+        d = {"type": type(o).__name__}
+        for k, v in zip(o._fields, o):
+            d[k] = jsonable(v)
+        return d
+    if isinstance(o, dict):
+        return {str(k): jsonable(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [jsonable(v) for v in o]
+    if isinstance(o, enum.Enum):
+        return o.value
+    if isinstance(o, bytes):
+        return "0x" + o.hex()
+    if isinstance(o, msgspec.Struct):
+        return {f: jsonable(getattr(o, f)) for f in o.__struct_fields__}
+    if dataclasses.is_dataclass(o) and not isinstance(o, type):
+        return {f.name: jsonable(getattr(o, f.name)) for f in dataclasses.fields(o)}
+    return o
+
+
+def outcome_json(outcome: Any) -> dict[str, Any]:
+    """Return the acknowledgement body of an outcome."""
+    return {
+        "seq": outcome.seq,
+        "accepted": outcome.accepted,
+        "code": outcome.code,
+        "message": outcome.message,
+        "result": jsonable(outcome.result),
+        "events": jsonable(list(outcome.events)),
+    }
+
+
+def dumps(o: Any) -> bytes:
+    return _json_encoder.encode(o)
+
+
+# -------------------------------------------------------------------------- service
+
+Subscriber = Callable[[list[Published]], None]
+
+
+class SequencerService:
+    """The single writer: sequences commands into a ``Sequencer`` and a ``Journal``."""
+
+    def __init__(self, sequencer_factory: Callable[[], Any], domain: eip712.Domain, journal_dir: str,
+                 *, clock_ms: Callable[[], int] = wall_clock_ms, tick_interval_s: float | None = 1.0,
+                 verify_threads: int = 2, segment_bytes: int = 64 << 20, fsync: bool = True) -> None:
+        self.sequencer_factory = sequencer_factory
+        self.domain = domain
+        self.journal_dir = journal_dir
+        self.clock_ms = clock_ms
+        self.tick_interval_s = tick_interval_s
+        self.verify_threads = verify_threads
+        self.segment_bytes = segment_bytes
+        self.fsync = fsync
+        self.sequencer: Any = None
+        self.journal: Journal | None = None
+        self.verifier: Verifier | None = None
+        self.book = BookMirror()
+        self.replayed = 0
+        self._last_ts = 0
+        self._subscribers: list[Subscriber] = []
+        self._unpublished: list[tuple[C.Command, Any]] = []
+        self._deposits: dict[tuple[int, int], int] = {}
+        self._tick_task: asyncio.Task | None = None
+        self._fatal: str | None = None
+        self._running = False
+
+    # --------------------------------------------------------------- lifecycle
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    async def start(self) -> None:
+        """Open the journal, replay it into a fresh Sequencer, start the timer. Idempotent."""
+        if self._running:
+            return
+        self.journal = await asyncio.to_thread(Journal.open, self.journal_dir, segment_bytes=self.segment_bytes,
+                                               fsync=self.fsync)
+        self.sequencer = self.sequencer_factory()
+        self.book = BookMirror()
+        self._deposits.clear()
+        n = 0
+        for cmd in self.journal.replay():
+            out = self.sequencer.apply(cmd)
+            self._note(cmd, out)
+            n += 1
+        self.replayed = n
+        self._last_ts = self.journal.last_ts_ms
+        self.verifier = Verifier(self.domain, self.verify_threads)
+        self._fatal = None
+        self._running = True
+        if self.tick_interval_s:
+            self._tick_task = asyncio.create_task(self._tick_loop(), name="sequencer-tick")
+        log.info("sequencer service started: replayed %d commands, last seq %d", n, self.journal.last_seq)
+
+    async def stop(self) -> None:
+        """Stop the timer, flush the journal and close it."""
+        if not self._running:
+            return
+        self._running = False
+        if self._tick_task is not None:
+            self._tick_task.cancel()
+            await asyncio.gather(self._tick_task, return_exceptions=True)
+            self._tick_task = None
+        if self.journal is not None:
+            await self.journal.close()
+        if self.verifier is not None:
+            self.verifier.close()
+
+    async def _tick_loop(self) -> None:
+        assert self.tick_interval_s
+        while True:
+            await asyncio.sleep(self.tick_interval_s)
+            try:
+                await self.execute(C.Tick)
+            except ServiceUnavailable:
+                return
+            except Exception:  # noqa: BLE001 - the timer must not die silently
+                log.exception("tick failed")
+
+    # ---------------------------------------------------------------- sequencing
+
+    def _check(self) -> None:
+        if not self._running:
+            raise ServiceUnavailable("sequencer service is not running")
+        if self._fatal is not None:
+            raise ServiceUnavailable(self._fatal)
+
+    def sequence(self, make: Callable[..., C.Command], *args: Any) -> tuple[Any, asyncio.Future]:
+        """Assign seq and ts, apply, journal: return ``(outcome, durable future)``. Synchronous."""
+        self._check()
+        j = self.journal
+        seq = j.last_seq + 1
+        now = self.clock_ms()
+        ts = now if now > self._last_ts else self._last_ts
+        cmd = make(seq, ts, *args)
+        try:
+            outcome = self.sequencer.apply(cmd)
+        except Exception as e:
+            self._fatal = f"sequencer failed on seq {seq}: {e!r}"
+            log.critical("%s; refusing further commands", self._fatal, exc_info=True)
+            raise ServiceUnavailable(self._fatal) from e
+        try:
+            fut = j.append(cmd)
+        except JournalError as e:
+            self._fatal = str(e)
+            raise ServiceUnavailable(str(e)) from e
+        self._last_ts = ts
+        self._unpublished.append((cmd, outcome))
+        fut.add_done_callback(self._on_durable)
+        return outcome, fut
+
+    async def execute(self, make: Callable[..., C.Command], *args: Any) -> Any:
+        """Sequence one command and return its outcome once it is durable."""
+        outcome, fut = self.sequence(make, *args)
+        try:
+            await fut
+        except JournalError as e:
+            self._fatal = str(e)
+            raise ServiceUnavailable(str(e)) from e
+        return outcome
+
+    async def submit(self, kind_name: str, msg: Any, signature: bytes) -> Any:
+        """Verify the signature (400 ``bad_signature``), sequence, await durability; return the outcome."""
+        self._check()
+        signer = await self.verifier.verify(msg, signature)
+        if isinstance(signer, Exception):
+            raise signer
+        return await self.execute(KINDS[kind_name].command, signer, msg, signature)
+
+    async def submit_many(self, kind_name: str, items: list[tuple[Any, bytes] | RequestError]) -> list[Any]:
+        """Verify all (in parallel), sequence the valid ones in order; return outcomes or errors."""
+        self._check()
+        futs = [None if isinstance(it, RequestError) else self.verifier.verify(*it) for it in items]
+        signers = [await f if f is not None else None for f in futs]
+        cls = KINDS[kind_name].command
+        results: list[Any] = []
+        last = None
+        for it, signer in zip(items, signers):
+            if isinstance(it, RequestError):
+                results.append(it)
+            elif isinstance(signer, Exception):
+                results.append(signer)
+            else:
+                outcome, last = self.sequence(cls, signer, it[0], it[1])
+                results.append(outcome)
+        if last is not None:
+            try:
+                await last  # durability is in order: the last one covers the batch
+            except JournalError as e:
+                self._fatal = str(e)
+                raise ServiceUnavailable(str(e)) from e
+        return results
+
+    async def submit_deposit(self, chain_id: int, deposit_nonce: int, account: str, amount_internal: int) -> Any:
+        """Credit a confirmed vault deposit (internal units). Idempotent: a repeat returns ``None``."""
+        key = (chain_id, deposit_nonce)
+        if key in self._deposits:
+            return None
+        account = eip712.to_checksum_address(account)
+        if not 0 < amount_internal < UINT64:
+            raise RequestError("invalid_request", f"deposit amount {amount_internal} out of range")
+        self._deposits[key] = -1  # reserved while in flight
+        try:
+            return await self.execute(C.DepositCredit, chain_id, deposit_nonce, account, amount_internal)
+        except BaseException:
+            if self._deposits.get(key) == -1:
+                del self._deposits[key]
+            raise
+
+    async def submit_price(self, feed: str, price: int, confidence: int, publish_ts: int, status: str = "ok") -> Any:
+        """Sequence a verified price report (8-decimal integers, ``publish_ts`` in seconds)."""
+        if status not in C.PRICE_STATUSES:
+            raise RequestError("invalid_request", f"price status {status!r} not in {C.PRICE_STATUSES}")
+        return await self.execute(C.PriceUpdate, feed, price, confidence, publish_ts, status)
+
+    async def tick(self) -> Any:
+        """Sequence a ``Tick`` now (the timer does this every ``tick_interval_s``)."""
+        return await self.execute(C.Tick)
+
+    # ------------------------------------------------------------- publication
+
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+        """Call ``callback(list of Published)`` after each durable group, in seq order."""
+        self._subscribers.append(callback)
+        return lambda: self._subscribers.remove(callback) if callback in self._subscribers else None
+
+    def _note(self, cmd: C.Command, outcome: Any) -> Published:
+        if type(cmd) is C.DepositCredit:
+            self._deposits[(cmd.chain_id, cmd.deposit_nonce)] = cmd.seq
+        book = self.book.apply_events(outcome.events) if outcome.events else {}
+        accounts: set[str] = set()
+        for ev in outcome.events:
+            accounts.update(a for a in _accounts_of(ev) if isinstance(a, str))
+        if type(cmd) is C.DepositCredit:
+            accounts.add(cmd.account)
+        return Published(cmd, outcome, book, frozenset(accounts))
+
+    def _on_durable(self, fut: asyncio.Future) -> None:
+        if fut.cancelled() or fut.exception() is not None or not self._unpublished:
+            return
+        durable = self.journal.durable_seq
+        pend = self._unpublished
+        i = 0
+        while i < len(pend) and pend[i][0].seq <= durable:
+            i += 1
+        if not i:
+            return
+        done, self._unpublished = pend[:i], pend[i:]
+        batch = [self._note(cmd, out) for cmd, out in done]
+        for cb in list(self._subscribers):
+            try:
+                cb(batch)
+            except Exception:  # noqa: BLE001 - a subscriber never breaks sequencing
+                log.exception("subscriber %r failed", cb)
+
+    # --------------------------------------------------------------------- reads
+
+    def state_root(self) -> bytes:
+        return self.sequencer.state_root()
+
+    @property
+    def last_seq(self) -> int:
+        return self.journal.last_seq if self.journal else 0
+
+
+# ---------------------------------------------------------------- standalone entry
+
+
+def default_sequencer_factory(instruments_path: str | None = None) -> Callable[[], Any]:
+    """Return a factory of Sequencers with the packaged instruments (for the standalone entry)."""
+    from aggregator.core import sequencer as core_seq
+
+    def make() -> Any:
+        return core_seq.Sequencer(core_seq.SequencerConfig())
+
+    return make
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+    import gc
+    import os
+    import signal
+
+    from aiohttp import web
+
+    from aggregator.api.errors import error_middleware
+    from aggregator.api.trading import TradingOptions, add_trading_routes
+
+    ap = argparse.ArgumentParser(prog="python -m aggregator.sequencer_service",
+                                 description="Run the sequencer service and the trading API over one journal.")
+    ap.add_argument("--journal", required=True, help="journal directory (created if missing)")
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=8090)
+    ap.add_argument("--chain-id", type=int, default=31337, help="EIP-712 domain chainId (the hub chain)")
+    ap.add_argument("--verifying-contract", default="0x5FbDB2315678afecb367f032d93F642f64180aa3",
+                    help="EIP-712 domain verifyingContract (the SettlementHub)")
+    ap.add_argument("--tick-interval", type=float, default=1.0, help="seconds between Tick commands (0: none)")
+    ap.add_argument("--verify-threads", type=int, default=os.cpu_count() or 2)
+    ap.add_argument("--rate", type=float, default=200.0, help="per-account requests/s (0: no limit)")
+    ap.add_argument("--burst", type=float, default=400.0)
+    ap.add_argument("--no-fsync", action="store_true", help="skip fsync (benchmarks of the CPU path only)")
+    ap.add_argument("--log-level", default="WARNING")
+    a = ap.parse_args(argv)
+    logging.basicConfig(level=a.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    domain = eip712.Domain(a.chain_id, a.verifying_contract)
+    service = SequencerService(default_sequencer_factory(), domain, a.journal,
+                               tick_interval_s=a.tick_interval or None, verify_threads=a.verify_threads,
+                               fsync=not a.no_fsync)
+
+    async def run() -> None:
+        app = web.Application(middlewares=[error_middleware], client_max_size=1 << 20)
+        add_trading_routes(app, service, TradingOptions(rate=a.rate or None, burst=a.burst))
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(50_000, 20, 20)
+        site = web.TCPSite(runner, a.host, a.port)
+        await site.start()
+        print(f"sequencer service listening on http://{a.host}:{a.port} journal={a.journal} "
+              f"last_seq={service.last_seq} replayed={service.replayed}", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for s in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(s, stop.set)
+        await stop.wait()
+        await runner.cleanup()
+
+    asyncio.run(run())
+
+
+if __name__ == "__main__":
+    main()
