@@ -75,23 +75,18 @@ async def _wait_credited(session: aiohttp.ClientSession, url: str, expected: dic
     return credited_at
 
 
-async def _reconcile(dep: devnet.Deployment, ledger_chains: dict[int, dict[str, Any]],
-                     accounts: dict[int, set[str]], ledger_accounts: dict[str, dict[str, Any]]) -> list[ChainRow]:
+async def _reconcile(svc: Service, ledger_chains: dict[int, dict[str, Any]]) -> list[ChainRow]:
+    """Run the service's reconciler now and add each vault's deposit count to its figures."""
     rows = []
-    for c in dep.chains:
-        w3 = devnet.web3_for(c.rpc_url)
-        held, settled = await asyncio.to_thread(devnet.vault_holdings, w3, c)
-        vault = contract(w3, "CollateralVault", c.vault)
+    for r in await svc.reconciler.check_all():
+        c = svc.deployment.chain(r.chain_id)
+        vault = contract(devnet.web3_for(c.rpc_url), "CollateralVault", c.vault)
         nonce = int(await asyncio.to_thread(vault.functions.lastDepositNonce().call))
-        lc = ledger_chains[c.chain_id]
-        row = ChainRow(c.name, c.chain_id, c.token_decimals, held, settled, int(lc["settled_native"]),
-                       nonce, int(lc["deposits"]))
-        for addr in sorted(accounts.get(c.chain_id, ())):
-            onchain = int(await asyncio.to_thread(vault.functions.balanceOf(addr, c.token).call))
-            bal = next((b for b in ledger_accounts[addr]["balances"] if b["chain_id"] == c.chain_id), None)
-            ledger_native = int(bal["native"]) if bal else 0
-            if onchain != ledger_native:
-                row.account_mismatches.append(f"{addr}: chain {onchain} ledger {ledger_native}")
+        row = ChainRow(c.name, c.chain_id, c.token_decimals, r.vault_holdings, r.vault_settled, r.ledger_settled,
+                       nonce, int(ledger_chains[c.chain_id]["deposits"]))
+        row.account_mismatches = [f"{a}: chain {v} ledger {lv}" for a, v, lv in r.account_mismatches]
+        if r.error:
+            row.account_mismatches.append(f"chain did not answer: {r.error}")
         rows.append(row)
     return rows
 
@@ -151,11 +146,9 @@ async def run_demo(settings: Settings, report_path: Path | None = None, traders:
                 await asyncio.to_thread(fund_gas, w3s[c.chain_id], acct.address)
 
         expected: dict[str, int] = {}
-        accounts: dict[int, set[str]] = {}
         sent_at: dict[str, float] = {}
         for acct, c, amount in plan:
-            expected[acct.address] = expected.get(acct.address, 0) + svc.ledger._to_internal(c.chain_id, amount)
-            accounts.setdefault(c.chain_id, set()).add(acct.address)
+            expected[acct.address] = expected.get(acct.address, 0) + svc.ledger.to_internal(c.chain_id, amount)
 
         async def one(acct, c, amount) -> DepositReceipt:
             r = await asyncio.to_thread(deposit, w3s[c.chain_id], c, acct.key.to_0x_hex(), amount)
@@ -180,12 +173,8 @@ async def run_demo(settings: Settings, report_path: Path | None = None, traders:
             latencies = [credited_at[a] - sent_at[a] for a in credited_at]
             async with session.get(f"{svc.url}/v1/chains") as r:
                 ledger_chains = {c["chain_id"]: c for c in (await r.json())["chains"]}
-            ledger_accounts = {}
-            for acct in keys:
-                async with session.get(f"{svc.url}/v1/accounts/{acct.address}") as r:
-                    ledger_accounts[acct.address] = await r.json()
 
-        rows = await _reconcile(dep, ledger_chains, accounts, ledger_accounts)
+        rows = await _reconcile(svc, ledger_chains)
         _print_table(rows)
         feeds = await _oracle_feeds(svc)
         ok = all(r.ok for r in rows)

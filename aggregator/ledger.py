@@ -81,8 +81,11 @@ class Ledger:
         self._decimals = {c.chain_id: c.token.decimals for c in settings.chains}
         self._names = {c.chain_id: c.name for c in settings.chains}
 
-    def _to_internal(self, chain_id: int, native: int) -> int:
+    def to_internal(self, chain_id: int, native: int) -> int:
+        """Return ``native`` units of ``chain_id``'s token in internal units (rounded down)."""
         return to_internal(native, self._decimals[chain_id], self.settings.ledger.decimals)
+
+    _to_internal = to_internal
 
     # --- writes --------------------------------------------------------------------
 
@@ -220,6 +223,15 @@ class Ledger:
                  for r in rows if r.chain_id in self._decimals),
                 key=lambda b: b.chain_id))
             return AccountView(address, balances)
+
+    def balances_on_chain(self, chain_id: int) -> dict[str, int]:
+        """Return every account's settled balance on ``chain_id`` (native units)."""
+        with Session(self.engine) as s:
+            rows = s.exec(select(Balance.account, Balance.native).where(Balance.chain_id == chain_id)).all()
+            out: dict[str, int] = {}
+            for account, native in rows:
+                out[account] = out.get(account, 0) + native
+            return out
 
     def custody(self) -> list[Custody]:
         """Return, per configured chain, the sum of settled balances as the ledger sees it."""

@@ -22,6 +22,8 @@ from aggregator.db import init_db
 from aggregator.deposits import CURSOR_NAME, DepositSink
 from aggregator.devnet import Deployment
 from aggregator.ledger import Ledger
+from aggregator.metrics import Metrics
+from aggregator.reconcile import Reconciler
 from bridges.chain import ChainClient
 from bridges.events import DEPOSIT_TOPIC
 from bridges.watcher import EventWatcher
@@ -41,6 +43,7 @@ class Service:
     port: int = 8080
     poll_interval: float = 0.05
     oracle: bool = True
+    reconcile_interval: float = 2.0
     ledger: Ledger = field(init=False)
     watchers: list[EventWatcher] = field(default_factory=list, init=False)
     _clients: list[ChainClient] = field(default_factory=list, init=False)
@@ -48,6 +51,8 @@ class Service:
     _stop: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _runner: web.AppRunner | None = field(default=None, init=False)
     oracle_service: "OracleService | None" = field(default=None, init=False)
+    reconciler: Reconciler | None = field(default=None, init=False)
+    metrics: Metrics = field(default_factory=Metrics, init=False)
 
     def __post_init__(self) -> None:
         self.ledger = Ledger(self.engine, self.settings)
@@ -68,7 +73,11 @@ class Service:
                              poll_interval=self.poll_interval)
             self.watchers.append(w)
             self._tasks.append(asyncio.create_task(w.run(self._stop), name=f"watch-{c.name}"))
-        app = make_app(self.ledger)
+        self.reconciler = Reconciler(self.ledger, self.deployment, {c.chain_id: c for c in self._clients},
+                                     interval=self.reconcile_interval)
+        self._tasks.append(asyncio.create_task(self.reconciler.run(self._stop), name="reconcile"))
+        self.metrics.register(self._collect)
+        app = make_app(self.ledger, self.metrics, self.reconciler)
         if self.oracle:
             from aggregator.oracle_node import devnet_oracle
             from oracles.api import add_price_routes
@@ -81,6 +90,28 @@ class Service:
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
         log.info("service listening on %s, watching %d chains", self.url, len(self.watchers))
+
+    def _collect(self):
+        """Metric families of the watchers and the reconciliation (read at scrape time)."""
+        names = {c.chain_id: c.name for c in self.deployment.chains}
+        yield ("omniclear_watcher_safe_block", "gauge", "Newest block with enough confirmations",
+               [({"chain": w.client.name}, w.stats.last_safe_block) for w in self.watchers])
+        yield ("omniclear_watcher_events_total", "counter", "Deposit logs read by the watcher",
+               [({"chain": w.client.name}, w.stats.logs) for w in self.watchers])
+        yield ("omniclear_watcher_reorgs_total", "counter", "Reorgs detected below the cursor",
+               [({"chain": w.client.name}, w.stats.reorgs) for w in self.watchers])
+        yield ("omniclear_watcher_failing", "gauge", "1 if the last poll failed",
+               [({"chain": w.client.name}, int(w.stats.last_error is not None)) for w in self.watchers])
+        latest = self.reconciler.latest if self.reconciler else {}
+        yield ("omniclear_reconcile_ok", "gauge", "1 if vault and ledger agree at the indexed block",
+               [({"chain": names[cid]}, int(r.ok)) for cid, r in latest.items()])
+        yield ("omniclear_vault_holdings", "gauge", "Vault token holdings (native units) at the indexed block",
+               [({"chain": names[cid]}, r.vault_holdings) for cid, r in latest.items()])
+        yield ("omniclear_ledger_settled", "gauge", "Ledger settled total (native units)",
+               [({"chain": names[cid]}, r.ledger_settled) for cid, r in latest.items()])
+        yield ("omniclear_withdrawals_halted", "gauge", "1 if withdrawals are stopped on the chain",
+               [({"chain": names[cid]}, int(cid in (self.reconciler.halted if self.reconciler else ())))
+                for cid in names])
 
     async def stop(self) -> None:
         self._stop.set()

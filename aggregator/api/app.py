@@ -4,7 +4,8 @@ Read-only ledger routes so far:
 - ``GET /health``
 - ``GET /v1/accounts/{address}``: the account's settled balance on each chain and the total
   in the ledger's internal unit (400 for a malformed address, 404 for an unknown one).
-- ``GET /v1/chains``: per-chain custody as the ledger sees it.
+- ``GET /v1/chains``: per-chain custody as the ledger sees it, with the latest reconciliation.
+- ``GET /metrics``: Prometheus text exposition.
 Amounts are decimal strings of integers (token units or internal units), never floats.
 """
 
@@ -17,8 +18,11 @@ from eth_utils import is_hex_address, to_checksum_address
 
 from aggregator.api.errors import BadRequest, NotFound, error_middleware
 from aggregator.ledger import Ledger
+from aggregator.metrics import Metrics
 
 LEDGER = web.AppKey("ledger", Ledger)
+RECONCILER = web.AppKey("reconciler", object)
+METRICS = web.AppKey("metrics", Metrics)
 
 
 def parse_address(raw: str) -> str:
@@ -54,6 +58,9 @@ async def get_chains(request: web.Request) -> web.Response:
     ledger = request.app[LEDGER]
     rows = await asyncio.to_thread(ledger.custody)
     by_id = {c.chain_id: c for c in ledger.settings.chains}
+    reconciler = request.app.get(RECONCILER)
+    recon = getattr(reconciler, "latest", {})
+    halted = getattr(reconciler, "halted", set())
     return web.json_response({
         "unit_decimals": ledger.settings.ledger.decimals,
         "chains": [
@@ -61,17 +68,29 @@ async def get_chains(request: web.Request) -> web.Response:
              "token_symbol": by_id[r.chain_id].token.symbol, "token_decimals": by_id[r.chain_id].token.decimals,
              "confirmations": by_id[r.chain_id].confirmations,
              "settled_native": str(r.native), "settled_internal": str(r.internal),
-             "deposits": r.deposits, "accounts": r.accounts, "indexed_block": r.cursor_block}
+             "deposits": r.deposits, "accounts": r.accounts, "indexed_block": r.cursor_block,
+             "withdrawals_halted": r.chain_id in halted,
+             "reconciliation": recon[r.chain_id].to_json() if r.chain_id in recon else {"status": "unknown"}}
             for r in rows
         ],
     })
 
 
-def make_app(ledger: Ledger) -> web.Application:
+async def get_metrics(request: web.Request) -> web.Response:
+    text = await asyncio.to_thread(request.app[METRICS].render)
+    return web.Response(text=text, content_type="text/plain", charset="utf-8",
+                        headers={"X-Content-Type-Options": "nosniff"})
+
+
+def make_app(ledger: Ledger, metrics: Metrics | None = None, reconciler: object | None = None) -> web.Application:
     """Build the API application over ``ledger``."""
     app = web.Application(middlewares=[error_middleware], client_max_size=1 << 20)
     app[LEDGER] = ledger
+    app[METRICS] = metrics or Metrics()
+    if reconciler is not None:
+        app[RECONCILER] = reconciler
     app.router.add_get("/health", health)
     app.router.add_get("/v1/accounts/{address}", get_account)
     app.router.add_get("/v1/chains", get_chains)
+    app.router.add_get("/metrics", get_metrics)
     return app
