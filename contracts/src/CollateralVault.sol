@@ -6,7 +6,12 @@ import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
 import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {IERC20Metadata} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Metadata.sol";
 import {ICollateralVault} from "./interfaces/ICollateralVault.sol";
+import {IMailbox} from "./interfaces/IMailbox.sol";
+import {ISettlementVault} from "./interfaces/ISettlementVault.sol";
+import {ITokenBridge} from "./interfaces/ITokenBridge.sol";
+import {Settlement} from "./libraries/Settlement.sol";
 
 /**
  * @title CollateralVault
@@ -14,12 +19,17 @@ import {ICollateralVault} from "./interfaces/ICollateralVault.sol";
  * per token. Deposits are open to anyone for allow-listed tokens; each one gets a vault-wide,
  * strictly increasing nonce that the sequencer uses to credit it exactly once.
  *
- * Roles: `DEFAULT_ADMIN_ROLE` manages the allow-list and roles; `GUARDIAN_ROLE` pauses deposits.
- * A settler role (batch deltas, withdrawals) is added by a later issue through {_credit} and a
- * matching debit; until then balances only grow, so holdings equal {totalBalance} for tokens
- * without transfer hooks.
+ * Settlement ({ISettlementVault}): the SettlementHub's batch messages, delivered by the local
+ * Mailbox, move settled balances of the settlement token: debits, bridge-outs through the
+ * TokenBridge, a check that the batch's bridge-ins have arrived, credits, then withdrawals.
+ * Batches apply strictly in order and each nets to its bridge legs, so for the settlement token
+ * holdings == {totalBalance} between batches (holdings exceed it only while a bridge-in waits).
+ *
+ * Roles: `DEFAULT_ADMIN_ROLE` manages the allow-list, the settlement configuration and roles;
+ * `GUARDIAN_ROLE` pauses deposits (settlement keeps running while paused, so withdrawals and
+ * bridge legs already committed on the hub are never stuck behind a pause).
  */
-contract CollateralVault is ICollateralVault, AccessControl, Pausable, ReentrancyGuard {
+contract CollateralVault is ICollateralVault, ISettlementVault, AccessControl, Pausable, ReentrancyGuard {
     using SafeERC20 for IERC20;
 
     /// @notice Role allowed to {pause} and {unpause}.
@@ -29,6 +39,17 @@ contract CollateralVault is ICollateralVault, AccessControl, Pausable, Reentranc
     mapping(address account => mapping(address token => uint256)) private _balances;
     mapping(address token => uint256) private _totalBalances;
     uint64 private _lastDepositNonce;
+
+    // settlement
+    address private _mailbox;
+    uint32 private _hubDomain;
+    uint32 private _localDomain;
+    uint64 private _lastSettledBatch;
+    bytes32 private _settlementHub;
+    address private _settlementToken;
+    address private _tokenBridge;
+    uint256 private _scale;
+    mapping(bytes32 withdrawalId => bool) private _withdrawalPaid;
 
     /**
      * @param admin Receives `DEFAULT_ADMIN_ROLE`.
@@ -84,6 +105,99 @@ contract CollateralVault is ICollateralVault, AccessControl, Pausable, Reentranc
         _unpause();
     }
 
+    /// @inheritdoc ISettlementVault
+    function setSettlement(address mailbox, uint32 hubDomain_, bytes32 settlementHub_, address token, address tokenBridge_)
+        external
+        onlyRole(DEFAULT_ADMIN_ROLE)
+    {
+        if (mailbox == address(0) || settlementHub_ == bytes32(0) || token == address(0) || tokenBridge_ == address(0)) {
+            revert ZeroAddress();
+        }
+        if (_lastSettledBatch != 0 && token != _settlementToken) revert SettlementTokenLocked();
+        uint256 scale = Settlement.scaleFor(IERC20Metadata(token).decimals());
+        _mailbox = mailbox;
+        _localDomain = IMailbox(mailbox).localDomain();
+        _hubDomain = hubDomain_;
+        _settlementHub = settlementHub_;
+        _settlementToken = token;
+        _tokenBridge = tokenBridge_;
+        _scale = scale;
+        emit SettlementConfigured(mailbox, hubDomain_, settlementHub_, token, tokenBridge_, scale);
+    }
+
+    // ================================================================ mailbox (settlement)
+
+    /**
+     * @notice Apply one batch's settlement for this chain (see {ISettlementVault} for the order).
+     * @dev Local Mailbox only, from the SettlementHub on the hub domain. Any failure reverts the
+     * whole batch, so the Mailbox keeps the message undelivered for a retry.
+     */
+    function handle(uint32 origin, bytes32 sender, bytes calldata body) external nonReentrant {
+        // CHECKS
+        if (_scale == 0) revert SettlementNotConfigured();
+        if (msg.sender != _mailbox) revert NotMailbox(msg.sender);
+        if (origin != _hubDomain || sender != _settlementHub) revert UnauthorizedSender(origin, sender);
+        Settlement.ChainSettlement memory s = abi.decode(body, (Settlement.ChainSettlement));
+        if (s.domain != _localDomain) revert WrongSettlementDomain(_localDomain, s.domain);
+        uint64 batchNumber = s.batchNumber;
+        if (batchNumber != _lastSettledBatch + 1) revert BatchOutOfOrder(_lastSettledBatch + 1, batchNumber);
+        Settlement.checkBalanced(s);
+
+        // EFFECTS then INTERACTIONS, step by step in the order that keeps the vault solvent
+        _lastSettledBatch = batchNumber;
+        address token = _settlementToken;
+        uint256 scale = _scale;
+        Totals memory t;
+        // 1. debits
+        for (uint256 i; i < s.deltas.length; ++i) {
+            int256 amount = s.deltas[i].amount;
+            if (amount < 0) {
+                // Checked negation: type(int256).min reverts (Panic 0x11) rather than wrapping.
+                uint256 native = uint256(-amount) * scale;
+                _debit(s.deltas[i].account, token, native);
+                t.debited += native;
+            }
+        }
+        // 2. bridge-outs: hand the tokens to the bridge, which burns them and dispatches the mint
+        address bridge = _tokenBridge;
+        for (uint256 i; i < s.bridgeOut.length; ++i) {
+            uint256 native = s.bridgeOut[i].amount * scale;
+            IERC20(token).safeTransfer(bridge, native);
+            ITokenBridge(bridge).bridgeOut(s.bridgeOut[i].domain, s.bridgeOut[i].amount, batchNumber);
+            t.bridgedOut += native;
+        }
+        // 3. every bridge-in expected for this batch has been minted here
+        for (uint256 i; i < s.bridgeIn.length; ++i) {
+            uint32 from = s.bridgeIn[i].domain;
+            uint256 expected = s.bridgeIn[i].amount;
+            uint256 got = ITokenBridge(bridge).received(batchNumber, from);
+            if (got < expected) revert BridgeInPending(batchNumber, from, expected, got);
+            if (got > expected) revert BridgeInExceeded(batchNumber, from, expected, got);
+            t.bridgedIn += expected * scale;
+        }
+        // 4. credits
+        for (uint256 i; i < s.deltas.length; ++i) {
+            int256 amount = s.deltas[i].amount;
+            if (amount > 0) {
+                uint256 native = uint256(amount) * scale;
+                _credit(s.deltas[i].account, token, native);
+                t.credited += native;
+            }
+        }
+        // 5. withdrawals
+        for (uint256 i; i < s.withdrawals.length; ++i) {
+            Settlement.Withdrawal memory w = s.withdrawals[i];
+            if (_withdrawalPaid[w.withdrawalId]) revert WithdrawalAlreadyPaid(w.withdrawalId);
+            uint256 native = w.amount * scale;
+            _withdrawalPaid[w.withdrawalId] = true;
+            _debit(w.account, token, native);
+            IERC20(token).safeTransfer(w.recipient, native);
+            emit WithdrawalPaid(w.withdrawalId, w.account, w.recipient, native);
+            t.withdrawn += native;
+        }
+        emit BatchApplied(batchNumber, t.debited, t.credited, t.bridgedOut, t.bridgedIn, t.withdrawn);
+    }
+
     // ================================================================ views
 
     /// @inheritdoc ICollateralVault
@@ -106,11 +220,65 @@ contract CollateralVault is ICollateralVault, AccessControl, Pausable, Reentranc
         return _lastDepositNonce;
     }
 
+    /// @inheritdoc ISettlementVault
+    function lastSettledBatch() external view returns (uint64) {
+        return _lastSettledBatch;
+    }
+
+    /// @inheritdoc ISettlementVault
+    function withdrawalPaid(bytes32 withdrawalId) external view returns (bool) {
+        return _withdrawalPaid[withdrawalId];
+    }
+
+    /// @inheritdoc ISettlementVault
+    function settlementMailbox() external view returns (address) {
+        return _mailbox;
+    }
+
+    /// @inheritdoc ISettlementVault
+    function hubDomain() external view returns (uint32) {
+        return _hubDomain;
+    }
+
+    /// @inheritdoc ISettlementVault
+    function settlementHub() external view returns (bytes32) {
+        return _settlementHub;
+    }
+
+    /// @inheritdoc ISettlementVault
+    function settlementToken() external view returns (address) {
+        return _settlementToken;
+    }
+
+    /// @inheritdoc ISettlementVault
+    function tokenBridge() external view returns (address) {
+        return _tokenBridge;
+    }
+
+    /// @inheritdoc ISettlementVault
+    function localDomain() external view returns (uint32) {
+        return _localDomain;
+    }
+
+    /// @inheritdoc ISettlementVault
+    function settlementScale() external view returns (uint256) {
+        return _scale;
+    }
+
     // ================================================================ internal
+
+    /// @dev Native-unit totals of one applied batch, for {BatchApplied}.
+    struct Totals {
+        uint256 debited;
+        uint256 credited;
+        uint256 bridgedOut;
+        uint256 bridgedIn;
+        uint256 withdrawn;
+    }
 
     /**
      * @dev Add `amount` to the settled balance of `account` in `token` and to the token total.
-     * Shared by deposits now and by settlement credits later.
+     * Shared by deposits and settlement credits.
      */
     function _credit(address account, address token, uint256 amount) internal {
         _totalBalances[token] += amount;
@@ -118,6 +286,17 @@ contract CollateralVault is ICollateralVault, AccessControl, Pausable, Reentranc
         // addition above just proved fits in a uint256.
         unchecked {
             _balances[account][token] += amount;
+        }
+    }
+
+    /// @dev Subtract `amount` from `account`'s balance in `token` and from the token total.
+    function _debit(address account, address token, uint256 amount) internal {
+        uint256 have = _balances[account][token];
+        if (have < amount) revert InsufficientBalance(account, have, amount);
+        // Cannot underflow: checked just above, and the total is at least any one balance.
+        unchecked {
+            _balances[account][token] = have - amount;
+            _totalBalances[token] -= amount;
         }
     }
 }
