@@ -1,0 +1,110 @@
+"""Events of the sequencer's ledger and risk steps (immutable ``NamedTuple``s).
+
+They complement the matching core's order events (``aggregator.core.orders``) in
+``Outcome.events``, in the order things happened. Amounts are integers in ledger internal
+units (1e-6 USDC), prices in quote units, sizes in size units; ``account`` fields are
+checksum addresses.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+__all__ = [
+    "DepositCredited",
+    "TradeSettled",
+    "MarkUpdated",
+    "FundingPaid",
+    "Liquidated",
+    "BankruptcyCovered",
+    "OptionSettled",
+    "InstrumentOpened",
+    "InstrumentExpired",
+    "SessionKeyGranted",
+    "SessionKeyRevoked",
+]
+
+
+class DepositCredited(NamedTuple):
+    account: str
+    chain_id: int
+    deposit_nonce: int
+    amount: int
+
+
+class TradeSettled(NamedTuple):
+    """Ledger side of one fill: premium (options) or variation (perps) and both fees."""
+
+    instrument: str
+    maker_order_id: int
+    taker_order_id: int
+    maker: str
+    taker: str
+    taker_side: int
+    price: int
+    size: int
+    maker_fee: int
+    taker_fee: int
+    buyer_cash: int  # buyer's balance change before fees (premium paid, or variation to mark)
+    seller_cash: int
+
+
+class MarkUpdated(NamedTuple):
+    underlying: str
+    index: int
+    mark: int
+    status: str
+    variation_holders: int
+
+
+class FundingPaid(NamedTuple):
+    instrument: str
+    rate_e8: int
+    mark: int
+    paid: int  # total paid by payers
+    received: int  # total received by receivers
+    to_insurance: int  # rounding remainder
+
+
+class Liquidated(NamedTuple):
+    account: str
+    instrument: str
+    size: int  # position size taken over by the insurance fund (signed, the account's side)
+    price: int
+    penalty: int
+
+
+class BankruptcyCovered(NamedTuple):
+    account: str
+    amount: int  # paid by the insurance fund to bring the balance back to zero
+
+
+class OptionSettled(NamedTuple):
+    instrument: str
+    settlement_price: int
+    intrinsic: int
+    holders: int
+    paid_to_longs: int
+    to_insurance: int
+    fallback: bool  # no price at or before expiry: the first later price was used
+
+
+class InstrumentOpened(NamedTuple):
+    instrument: str
+    ts_ms: int
+
+
+class InstrumentExpired(NamedTuple):
+    instrument: str
+    ts_ms: int
+
+
+class SessionKeyGranted(NamedTuple):
+    account: str
+    session_key: str
+    valid_until_ms: int
+
+
+class SessionKeyRevoked(NamedTuple):
+    account: str
+    session_key: str

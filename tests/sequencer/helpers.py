@@ -1,0 +1,144 @@
+"""Builders for sequencer tests: a config on the packaged instruments, commands, a harness.
+
+The harness applies commands with increasing ``seq`` and a controllable clock, and checks
+conservation (sum of balances == sum of credited deposits) after every command.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aggregator import eip712
+from aggregator.core import commands as C
+from aggregator.core.instruments import InstrumentRegistry
+from aggregator.core.risk import RiskParams
+from aggregator.core.sequencer import Outcome, Sequencer, SequencerConfig
+
+ROOT = Path(__file__).resolve().parents[2]
+TOML = (ROOT / "aggregator" / "instruments.toml").read_text()
+
+T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+FEE = eip712.to_checksum_address("0x" + "fe" * 20)
+INS = eip712.to_checksum_address("0x" + "1f" * 20)
+SIG = b"\x01" * 65  # replay does not re-verify signatures
+
+
+def addr(i: int) -> str:
+    """Return a deterministic checksum address for test account ``i``."""
+    return eip712.to_checksum_address("0x" + f"{i:040x}")
+
+
+ALICE, BOB, CAROL, DAVE = addr(0xA11CE), addr(0xB0B), addr(0xCA201), addr(0xDA7E)
+SESSION = addr(0x5E55)
+
+USDC = 1_000_000  # one dollar in internal units
+
+
+def registry() -> InstrumentRegistry:
+    return InstrumentRegistry.from_toml(TOML)
+
+
+def config(**kw) -> SequencerConfig:
+    base = dict(registry=registry(), fee_account=FEE, insurance_account=INS, hub_chain_id=1,
+                maker_fee_bps=2, taker_fee_bps=5, default_risk=RiskParams(im_bps=1000, mm_bps=500),
+                funding_interval_ms=3_600_000, funding_clamp_bps=50, liquidation_penalty_bps=100,
+                market_band_bps=500, max_open_orders=50)
+    base.update(kw)
+    return SequencerConfig(**base)
+
+
+def order(account: str, instrument: str, side: int, price: int, size: int, *, nonce: int, tif: int = 1,
+          order_type: int = 1, reduce_only: bool = False, coid: int = 0, stp: int = 1,
+          expiry: int | None = None, now_ms: int = T0) -> eip712.Order:
+    return eip712.Order(account=account, instrument=instrument, side=side, order_type=order_type,
+                        time_in_force=tif, self_trade_prevention=stp, reduce_only=reduce_only, price=price,
+                        size=size, client_order_id=coid, nonce=nonce,
+                        expiry=expiry if expiry is not None else now_ms // 1000 + 3600)
+
+
+class Harness:
+    """A sequencer plus a clock and a seq counter; every apply checks conservation."""
+
+    def __init__(self, cfg: SequencerConfig | None = None, start_ms: int = T0) -> None:
+        self.cfg = cfg or config()
+        self.seq = Sequencer(self.cfg)
+        self.now = start_ms
+        self.n = 0
+        self.nonce = 0
+        self.log: list[C.Command] = []
+
+    def next_nonce(self) -> int:
+        self.nonce += 1
+        return self.nonce
+
+    def advance(self, ms: int) -> None:
+        self.now += ms
+
+    def apply(self, make) -> Outcome:  # noqa: ANN001 - make(seq, ts) -> Command
+        self.n += 1
+        cmd = make(self.n, self.now)
+        self.log.append(cmd)
+        out = self.seq.apply(cmd)
+        assert self.seq.total_balance() == self.seq.deposited, (cmd, out)
+        return out
+
+    # -------------------------------------------------------------- command shortcuts
+
+    def deposit(self, account: str, amount: int, chain_id: int = 1, deposit_nonce: int | None = None) -> Outcome:
+        dn = deposit_nonce if deposit_nonce is not None else self.next_nonce()
+        return self.apply(lambda s, t: C.DepositCredit(s, t, chain_id, dn, account, amount))
+
+    def price(self, feed: str, usd: int | float, status: str = "ok", publish_ts: int | None = None) -> Outcome:
+        p8 = round(usd * 10**8)
+        ts = publish_ts if publish_ts is not None else self.now // 1000
+        return self.apply(lambda s, t: C.PriceUpdate(s, t, feed, p8, 0, ts, status))
+
+    def tick(self) -> Outcome:
+        return self.apply(lambda s, t: C.Tick(s, t))
+
+    def place(self, account: str, instrument: str, side: int, price: int, size: int, *, signer: str | None = None,
+              **kw) -> Outcome:
+        nonce = kw.pop("nonce", None) or self.next_nonce()
+        o = order(account, instrument, side, price, size, nonce=nonce, now_ms=self.now, **kw)
+        return self.apply(lambda s, t: C.PlaceOrder(s, t, signer or account, o, SIG))
+
+    def place_msg(self, o: eip712.Order, signer: str | None = None) -> Outcome:
+        return self.apply(lambda s, t: C.PlaceOrder(s, t, signer or o.account, o, SIG))
+
+    def cancel(self, account: str, instrument: str, order_id: int = 0, coid: int = 0,
+               signer: str | None = None) -> Outcome:
+        c = eip712.Cancel(account=account, instrument=instrument, order_id=order_id, client_order_id=coid,
+                          nonce=self.next_nonce(), expiry=self.now // 1000 + 3600)
+        return self.apply(lambda s, t: C.CancelOrder(s, t, signer or account, c, SIG))
+
+    def cancel_all(self, account: str, instrument: str = "", signer: str | None = None) -> Outcome:
+        c = eip712.CancelAll(account=account, instrument=instrument, nonce=self.next_nonce(),
+                             expiry=self.now // 1000 + 3600)
+        return self.apply(lambda s, t: C.CancelAllOrders(s, t, signer or account, c, SIG))
+
+    def amend(self, account: str, instrument: str, order_id: int, price: int = 0, size: int = 0,
+              signer: str | None = None) -> Outcome:
+        a = eip712.Amend(account=account, instrument=instrument, order_id=order_id, client_order_id=0,
+                         price=price, size=size, nonce=self.next_nonce(), expiry=self.now // 1000 + 3600)
+        return self.apply(lambda s, t: C.AmendOrder(s, t, signer or account, a, SIG))
+
+    def grant(self, account: str, key: str, valid_s: int = 3600, signer: str | None = None) -> Outcome:
+        g = eip712.SessionKey(account=account, session_key=key, valid_until=self.now // 1000 + valid_s,
+                              nonce=self.next_nonce(), expiry=self.now // 1000 + 3600)
+        return self.apply(lambda s, t: C.GrantSessionKey(s, t, signer or account, g, SIG))
+
+    def revoke(self, account: str, key: str, signer: str | None = None) -> Outcome:
+        r = eip712.RevokeSessionKey(account=account, session_key=key, nonce=self.next_nonce(),
+                                    expiry=self.now // 1000 + 3600)
+        return self.apply(lambda s, t: C.RevokeSession(s, t, signer or account, r, SIG))
+
+    def bal(self, account: str) -> int:
+        a = self.seq.account(account)
+        return 0 if a is None else a["total_collateral"]
+
+    def pos(self, account: str, instrument: str) -> int:
+        a = self.seq.account(account)
+        for p in (a or {}).get("positions", []):
+            if p["instrument"] == instrument:
+                return p["size"]
+        return 0
