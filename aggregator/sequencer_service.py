@@ -280,8 +280,9 @@ def _accounts_of(ev: Any) -> tuple[str, ...]:
     a = getattr(ev, "account", None)
     if a is not None:
         return (a,)
-    m, t = getattr(ev, "maker_account", None), getattr(ev, "taker_account", None)
-    return tuple(x for x in (m, t) if x is not None)
+    m = getattr(ev, "maker_account", None) or getattr(ev, "maker", None)
+    t = getattr(ev, "taker_account", None) or getattr(ev, "taker", None)
+    return tuple(x for x in (m, t) if isinstance(x, str))
 
 
 class BookMirror:
@@ -656,6 +657,14 @@ class SequencerService:
     def state_root(self) -> bytes:
         return self.sequencer.state_root()
 
+    def knows_instrument(self, name: str) -> bool:
+        """Return whether ``name`` is a market of the sequencer (active or expired)."""
+        try:
+            self.sequencer.book(name, 1)
+        except KeyError:  # UnknownInstrument
+            return False
+        return True
+
     @property
     def last_seq(self) -> int:
         return self.journal.last_seq if self.journal else 0
@@ -664,14 +673,29 @@ class SequencerService:
 # ---------------------------------------------------------------- standalone entry
 
 
-def default_sequencer_factory(instruments_path: str | None = None) -> Callable[[], Any]:
-    """Return a factory of Sequencers with the packaged instruments (for the standalone entry)."""
-    from aggregator.core import sequencer as core_seq
+DEFAULT_FEE_ACCOUNT = "0x000000000000000000000000000000000000fEE1"
+DEFAULT_INSURANCE_ACCOUNT = "0x000000000000000000000000000000000000F00D"
 
-    def make() -> Any:
-        return core_seq.Sequencer(core_seq.SequencerConfig())
 
-    return make
+def default_sequencer_config(hub_chain_id: int = 31337, instruments_toml: str | None = None,
+                             fee_account: str = DEFAULT_FEE_ACCOUNT,
+                             insurance_account: str = DEFAULT_INSURANCE_ACCOUNT, **kw: Any) -> Any:
+    """Return a ``SequencerConfig`` over the packaged ``aggregator/instruments.toml``."""
+    from pathlib import Path
+
+    from aggregator.core.instruments import InstrumentRegistry
+    from aggregator.core.sequencer import SequencerConfig
+
+    path = Path(instruments_toml) if instruments_toml else Path(__file__).with_name("instruments.toml")
+    return SequencerConfig(registry=InstrumentRegistry.from_toml(path.read_text()), fee_account=fee_account,
+                           insurance_account=insurance_account, hub_chain_id=hub_chain_id, **kw)
+
+
+def default_sequencer_factory(config: Any) -> Callable[[], Any]:
+    """Return a factory of fresh Sequencers over ``config`` (the same config on every restart)."""
+    from aggregator.core.sequencer import Sequencer
+
+    return lambda: Sequencer(config)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -693,6 +717,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--chain-id", type=int, default=31337, help="EIP-712 domain chainId (the hub chain)")
     ap.add_argument("--verifying-contract", default="0x5FbDB2315678afecb367f032d93F642f64180aa3",
                     help="EIP-712 domain verifyingContract (the SettlementHub)")
+    ap.add_argument("--instruments", default=None, help="instruments TOML (default: the packaged one)")
     ap.add_argument("--tick-interval", type=float, default=1.0, help="seconds between Tick commands (0: none)")
     ap.add_argument("--verify-threads", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--rate", type=float, default=200.0, help="per-account requests/s (0: no limit)")
@@ -703,7 +728,8 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=a.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     domain = eip712.Domain(a.chain_id, a.verifying_contract)
-    service = SequencerService(default_sequencer_factory(), domain, a.journal,
+    cfg = default_sequencer_config(a.chain_id, a.instruments)
+    service = SequencerService(default_sequencer_factory(cfg), domain, a.journal,
                                tick_interval_s=a.tick_interval or None, verify_threads=a.verify_threads,
                                fsync=not a.no_fsync)
 

@@ -1,0 +1,131 @@
+"""OpenAPI 3.1 document of the trading API, generated from ``aggregator.api.trading.ROUTES``.
+
+The route table is the single source: a route added there is registered *and*
+described; the test ``test_openapi_describes_every_registered_route`` fails for any
+route registered on the app but missing here. Request schemas of signed messages are
+generated from ``aggregator.eip712`` (the same field lists a wallet signs).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from aiohttp import web
+
+from aggregator import eip712
+
+__all__ = ["openapi_document", "described_paths"]
+
+_ADDRESS = {"type": "string", "pattern": "^0x[0-9a-fA-F]{40}$"}
+_UINT = {"oneOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": "^(0|[1-9][0-9]*)$"}],
+         "description": "unsigned integer (< 2**64 in this API), as a JSON number or a decimal string"}
+_SIG = {"type": "string", "pattern": "^0x[0-9a-fA-F]{130}$", "description": "65 bytes r || s || v, v in {27, 28}"}
+
+
+def _message_schema(cls: type) -> dict[str, Any]:
+    props: dict[str, Any] = {}
+    for sol, _attr, typ in cls.FIELDS:
+        if typ == "address":
+            props[sol] = dict(_ADDRESS)
+        elif typ == "string":
+            props[sol] = {"type": "string"}
+        elif typ == "bool":
+            props[sol] = {"type": "boolean"}
+        else:
+            props[sol] = dict(_UINT, description=f"{typ}; " + _UINT["description"])
+    return {"type": "object", "properties": props, "required": [s for s, _, _ in cls.FIELDS],
+            "additionalProperties": False}
+
+
+def _signed_request(field: str, msg: str) -> dict[str, Any]:
+    return {"type": "object", "required": [field, "signature"], "additionalProperties": False,
+            "properties": {field: {"$ref": f"#/components/schemas/{msg}"}, "signature": _SIG}}
+
+
+def _schemas() -> dict[str, Any]:
+    s: dict[str, Any] = {name: _message_schema(cls) for name, cls in eip712.MESSAGE_TYPES.items()}
+    s.update({
+        "OrderRequest": _signed_request("order", "Order"),
+        "CancelRequest": _signed_request("cancel", "Cancel"),
+        "CancelAllRequest": _signed_request("cancelAll", "CancelAll"),
+        "AmendRequest": _signed_request("amend", "Amend"),
+        "SessionKeyRequest": _signed_request("sessionKey", "SessionKey"),
+        "RevokeSessionKeyRequest": _signed_request("revoke", "RevokeSessionKey"),
+        "OrderBatch": {"type": "object", "required": ["orders"], "additionalProperties": False,
+                       "properties": {"orders": {"type": "array", "minItems": 1, "maxItems": 50,
+                                                 "items": {"$ref": "#/components/schemas/OrderRequest"}}}},
+        "Error": {"type": "object", "required": ["error"], "properties": {"error": {
+            "type": "object", "required": ["code", "message"],
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"},
+                           "seq": {"type": "integer", "description": "present when the core rejected a "
+                                                                     "sequenced (journalled) request"}}}}},
+        "Ack": {"type": "object", "required": ["seq", "accepted", "result", "events"], "properties": {
+            "seq": {"type": "integer"}, "accepted": {"type": "boolean"}, "code": {"type": ["string", "null"]},
+            "message": {"type": "string"}, "result": {"type": "object"},
+            "events": {"type": "array", "items": {"type": "object", "properties": {"type": {"type": "string"}}}}}},
+        "BatchAck": {"type": "object", "properties": {"results": {"type": "array", "items": {
+            "oneOf": [{"$ref": "#/components/schemas/Ack"}, {"$ref": "#/components/schemas/Error"}]}}}},
+        "Level": {"type": "array", "prefixItems": [{"type": "string", "description": "price, quote units"},
+                                                   {"type": "string", "description": "size, size units"}]},
+        "Book": {"type": "object", "properties": {
+            "instrument": {"type": "string"},
+            "seq": {"type": "integer", "description": "per-instrument book sequence, as in WebSocket deltas"},
+            "bids": {"type": "array", "items": {"$ref": "#/components/schemas/Level"}},
+            "asks": {"type": "array", "items": {"$ref": "#/components/schemas/Level"}}}},
+        "Markets": {"type": "object", "properties": {"markets": {"type": "array", "items": {"type": "object"}}}},
+        "AccountMargin": {"type": "object", "description": "balance per chain, positions, margin, free collateral"},
+        "Eip712Schema": {"type": "object", "properties": {"domain": {"type": "object"}, "types": {"type": "object"},
+                                                          "typeHashes": {"type": "object"}}},
+        "Object": {"type": "object"},
+        "WebSocket": {"type": "object", "description": "101 Switching Protocols; see aggregator/api/ws.py"},
+    })
+    return s
+
+
+def _status_of(code: str) -> int:
+    from aggregator.api.trading import status_of
+
+    return status_of(code)
+
+
+def openapi_document(app: web.Application | None = None) -> dict[str, Any]:
+    """Return the OpenAPI 3.1 document of every route in ``ROUTES``."""
+    from aggregator.api.trading import ROUTES, _routes
+
+    routes = ROUTES or _routes()
+    paths: dict[str, Any] = {}
+    for r in routes:
+        params = [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
+                  for n in re.findall(r"{(\w+)}", r.path)]
+        params += [{"name": n, "in": "query", "required": req, "description": d, "schema": {"type": "string"}}
+                   for n, d, req in r.query]
+        responses: dict[str, Any] = {"200": {"description": "OK", "content": {"application/json": {
+            "schema": {"$ref": f"#/components/schemas/{r.response}"}}}}}
+        by_status: dict[int, list[str]] = {}
+        for code in r.errors:
+            by_status.setdefault(_status_of(code), []).append(code)
+        for st, codes in sorted(by_status.items()):
+            responses[str(st)] = {"description": "error codes: " + ", ".join(codes), "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+        op: dict[str, Any] = {"summary": r.summary, "tags": [r.tag], "operationId": r.handler.__name__,
+                              "responses": responses}
+        if params:
+            op["parameters"] = params
+        if r.body:
+            op["requestBody"] = {"required": True, "content": {"application/json": {
+                "schema": {"$ref": f"#/components/schemas/{r.body}"}}}}
+        paths.setdefault(r.path, {})[r.method.lower()] = op
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Omniclear trading API", "version": "1",
+                 "description": "Signed EIP-712 requests (see GET /v1/eip712); errors are "
+                                "{\"error\": {\"code\", \"message\"}} with stable codes."},
+        "paths": paths,
+        "components": {"schemas": _schemas()},
+    }
+
+
+def described_paths(doc: dict[str, Any]) -> set[tuple[str, str]]:
+    """Return ``{(METHOD, path)}`` described by ``doc``."""
+    return {(m.upper(), p) for p, ops in doc["paths"].items() for m in ops}
