@@ -3,7 +3,16 @@
 ``up`` starts an anvil for every chain of the settings with ``launch = true`` (fresh
 state, interval mining at the chain's block time), deploys the collateral token and the
 vault from anvil's first dev key (nonce 0 and 1, so the addresses are the same on every
-chain and in every run) and writes the deployment to ``<state_dir>/deployment.json``.
+chain and in every run), then the settlement layer (``deploy_settlement``): per chain a
+``Mailbox`` (the devnet validator set and threshold) and a ``TokenBridge`` (minter on the
+token, every other chain's bridge registered), ``vault.setSettlement``, and on the hub a
+``SettlementHub`` with the sequencer address and every vault registered. It writes the
+deployment to ``<state_dir>/deployment.json``.
+
+Devnet keys: the validator, sequencer and relayer keys are derived from fixed labels
+(``keccak("omniclear devnet <role> <i>")``), never anvil's funded dev keys (traders and
+the deployer use those), and are recorded in the deployment so tests and the relayer can
+find them. They are dev keys: anything beyond a local devnet brings its own.
 ``status`` reads it back with live figures; ``down`` stops the anvils. Every failure is
 a ``DevnetError`` with a one-line message.
 """
@@ -21,6 +30,7 @@ from web3 import Web3
 from web3.providers import HTTPProvider
 
 from aggregator.config import PROJECT_ROOT, ChainConfig, Settings
+from aggregator.eip712 import keccak
 from bridges.anvil import DEV_KEYS, AnvilError, AnvilProcess, pid_alive, port_in_use, start_anvil, stop_pid
 from bridges.contracts import ArtifactError, contract, deploy, ensure_built, send_tx
 
@@ -28,6 +38,19 @@ DEFAULT_STATE_DIR = PROJECT_ROOT / ".devnet"
 DEPLOYER_KEY = DEV_KEYS[0]
 GUARDIAN_KEY = DEV_KEYS[1]
 DEPLOYMENT_FILE = "deployment.json"
+DEFAULT_VALIDATORS = 3
+DEFAULT_THRESHOLD = 2
+DEFAULT_RELAYERS = 2
+RELAYER_GAS_MONEY = 10**21  # 1,000 ETH per relayer key (anvil_setBalance, devnet only)
+
+
+def dev_key(role: str, index: int = 0) -> str:
+    """Return the deterministic devnet key for ``role`` number ``index`` (0x-hex)."""
+    return "0x" + keccak(f"omniclear devnet {role} {index}".encode()).hex()
+
+
+def address_of(key: str) -> str:
+    return str(Account.from_key(key).address)
 
 
 class DevnetError(RuntimeError):
@@ -49,6 +72,30 @@ class ChainDeployment:
     deploy_block: int
     pid: int | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    # settlement layer ("" until deploy_settlement ran; old deployment files lack them)
+    mailbox: str = ""
+    token_bridge: str = ""
+    settlement_hub: str = ""  # the hub chain only
+
+    @property
+    def domain(self) -> int:
+        """The chain's Mailbox domain (its chain id)."""
+        return self.chain_id
+
+
+@dataclass
+class SettlementInfo:
+    """Who signs what in the settlement layer (devnet keys; see the module doc)."""
+
+    hub_chain_id: int
+    settlement_hub: str
+    sequencer: str
+    sequencer_key: str
+    validators: list[str]
+    validator_keys: list[str]
+    threshold: int
+    relayers: list[str]
+    relayer_keys: list[str]
 
 
 @dataclass
@@ -56,6 +103,11 @@ class Deployment:
     chains: list[ChainDeployment]
     deployer: str
     guardian: str
+    settlement: SettlementInfo | None = None
+
+    @property
+    def hub(self) -> ChainDeployment:
+        return next(c for c in self.chains if c.hub)
 
     def chain(self, key: str | int) -> ChainDeployment:
         for c in self.chains:
@@ -64,12 +116,24 @@ class Deployment:
         raise DevnetError(f"chain {key!r} is not in the deployment")
 
     def to_json(self) -> dict[str, Any]:
-        return {"deployer": self.deployer, "guardian": self.guardian, "chains": [asdict(c) for c in self.chains]}
+        out: dict[str, Any] = {"deployer": self.deployer, "guardian": self.guardian,
+                               "chains": [asdict(c) for c in self.chains]}
+        if self.settlement is not None:
+            out["settlement"] = asdict(self.settlement)
+        return out
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> "Deployment":
-        return cls(chains=[ChainDeployment(**c) for c in raw["chains"]], deployer=raw["deployer"],
-                   guardian=raw["guardian"])
+        """Parse a deployment; files written before the settlement layer (or with keys added
+        by a newer version) still load."""
+        known = {f for f in ChainDeployment.__dataclass_fields__}
+        chains = [ChainDeployment(**{k: v for k, v in c.items() if k in known}) for c in raw["chains"]]
+        st = raw.get("settlement")
+        settlement = None
+        if st:
+            sknown = {f for f in SettlementInfo.__dataclass_fields__}
+            settlement = SettlementInfo(**{k: v for k, v in st.items() if k in sknown})
+        return cls(chains=chains, deployer=raw["deployer"], guardian=raw["guardian"], settlement=settlement)
 
     def save(self, state_dir: Path) -> Path:
         state_dir.mkdir(parents=True, exist_ok=True)
@@ -81,7 +145,12 @@ class Deployment:
 
 
 def load_deployment(state_dir: Path = DEFAULT_STATE_DIR) -> Deployment:
-    path = Path(state_dir) / DEPLOYMENT_FILE
+    return load_deployment_file(Path(state_dir) / DEPLOYMENT_FILE)
+
+
+def load_deployment_file(path: Path | str) -> Deployment:
+    """Read a deployment JSON file (``<state_dir>/deployment.json``)."""
+    path = Path(path)
     try:
         return Deployment.from_json(json.loads(path.read_text()))
     except FileNotFoundError:
@@ -94,8 +163,15 @@ def web3_for(rpc_url: str, timeout: float = 10.0) -> Web3:
     return Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
 
 
-def deploy_chain(chain: ChainConfig, rpc_url: str | None = None, *, oracle: bool = True) -> ChainDeployment:
-    """Deploy the token and the vault (and, on the hub, the oracle contracts) on a running chain."""
+def deploy_chain(chain: ChainConfig, rpc_url: str | None = None, *, oracle: bool = True,
+                 settlement: bool = True, validators: list[str] | None = None,
+                 threshold: int = DEFAULT_THRESHOLD) -> ChainDeployment:
+    """Deploy the token and the vault (and, on the hub, the oracle contracts) on a running chain.
+
+    With ``settlement`` the chain's Mailbox (``validators`` addresses, default the devnet
+    validator keys, and ``threshold``) and TokenBridge are deployed too, before the oracle
+    so that their addresses match on every chain; ``deploy_settlement`` links them.
+    """
     w3 = web3_for(rpc_url or chain.rpc_url)
     deployer = Account.from_key(DEPLOYER_KEY).address
     guardian = Account.from_key(GUARDIAN_KEY).address
@@ -112,12 +188,21 @@ def deploy_chain(chain: ChainConfig, rpc_url: str | None = None, *, oracle: bool
         vault = deploy(w3, DEPLOYER_KEY, "CollateralVault", deployer, guardian)
         send_tx(w3, DEPLOYER_KEY, contract(w3, "CollateralVault", vault).functions
                           .setTokenAllowed(token, True).build_transaction({"from": deployer}))
+        mailbox = bridge = ""
+        if settlement:
+            vals = validators or [address_of(dev_key("validator", i)) for i in range(DEFAULT_VALIDATORS)]
+            mailbox = deploy(w3, DEPLOYER_KEY, "Mailbox", deployer, chain.chain_id, vals, threshold)
+            bridge = deploy(w3, DEPLOYER_KEY, "TokenBridge", deployer, mailbox, token, vault)
+            tok = contract(w3, "CollateralToken", token)
+            send_tx(w3, DEPLOYER_KEY, tok.functions.grantRole(tok.functions.MINTER_ROLE().call(), bridge)
+                    .build_transaction({"from": deployer}))
     except (ArtifactError, ValueError) as e:
         raise DevnetError(f"deploying on {chain.name} failed: {e}") from e
     rec = ChainDeployment(
         name=chain.name, chain_id=chain.chain_id, rpc_url=rpc_url or chain.rpc_url, hub=chain.hub,
         confirmations=chain.confirmations, block_time=chain.block_time, token_symbol=chain.token.symbol,
         token_decimals=chain.token.decimals, token=token, vault=vault, deploy_block=start_block,
+        mailbox=mailbox, token_bridge=bridge,
     )
     if chain.hub and oracle:
         from aggregator.oracle_node import deploy_devnet_oracle
@@ -127,6 +212,66 @@ def deploy_chain(chain: ChainConfig, rpc_url: str | None = None, *, oracle: bool
         except (ArtifactError, ValueError) as e:
             raise DevnetError(f"deploying the oracle on {chain.name} failed: {e}") from e
     return rec
+
+
+def _b32(address: str) -> bytes:
+    return bytes(12) + bytes.fromhex(address[2:])
+
+
+def deploy_settlement(records: list[ChainDeployment], *, validator_keys: list[str] | None = None,
+                      threshold: int = DEFAULT_THRESHOLD, sequencer_key: str | None = None,
+                      relayer_keys: list[str] | None = None) -> SettlementInfo:
+    """Link the chains' Mailboxes, bridges and vaults and deploy the hub's SettlementHub.
+
+    ``records`` come from ``deploy_chain(..., settlement=True)`` with the same validator
+    set. Relayer keys get gas money (``anvil_setBalance``). Blocking; DevnetError on failure.
+    """
+    validator_keys = validator_keys or [dev_key("validator", i) for i in range(DEFAULT_VALIDATORS)]
+    sequencer_key = sequencer_key or dev_key("sequencer")
+    relayer_keys = relayer_keys or [dev_key("relayer", i) for i in range(DEFAULT_RELAYERS)]
+    deployer = address_of(DEPLOYER_KEY)
+    hubs = [c for c in records if c.hub]
+    if len(hubs) != 1 or any(not c.mailbox or not c.token_bridge for c in records):
+        raise DevnetError("deploy_settlement needs one hub and every chain's Mailbox and TokenBridge")
+    hub = hubs[0]
+    try:
+        hw3 = web3_for(hub.rpc_url)
+        hub_addr = deploy(hw3, DEPLOYER_KEY, "SettlementHub", deployer, hub.mailbox, address_of(sequencer_key))
+        hub.settlement_hub = hub_addr
+        for c in records:
+            w3 = web3_for(c.rpc_url)
+            vault = contract(w3, "CollateralVault", c.vault)
+            send_tx(w3, DEPLOYER_KEY, vault.functions.setSettlement(c.mailbox, hub.chain_id, _b32(hub_addr), c.token,
+                                                                    c.token_bridge).build_transaction({"from": deployer}))
+            bridge = contract(w3, "TokenBridge", c.token_bridge)
+            for other in records:
+                if other.chain_id != c.chain_id:
+                    send_tx(w3, DEPLOYER_KEY, bridge.functions.setRemoteBridge(other.chain_id, _b32(other.token_bridge))
+                            .build_transaction({"from": deployer}))
+            for k in [*relayer_keys, sequencer_key]:  # the sequencer may pay for its own submitBatch
+                w3.provider.make_request("anvil_setBalance", [address_of(k), hex(RELAYER_GAS_MONEY)])
+        hub_c = contract(hw3, "SettlementHub", hub_addr)
+        for c in sorted(records, key=lambda r: r.chain_id):
+            send_tx(hw3, DEPLOYER_KEY, hub_c.functions.setVault(c.chain_id, c.vault).build_transaction({"from": deployer}))
+    except (ArtifactError, ValueError) as e:
+        raise DevnetError(f"deploying the settlement layer failed: {e}") from e
+    return SettlementInfo(
+        hub_chain_id=hub.chain_id, settlement_hub=hub_addr, sequencer=address_of(sequencer_key),
+        sequencer_key=sequencer_key, validators=[address_of(k) for k in validator_keys],
+        validator_keys=list(validator_keys), threshold=threshold, relayers=[address_of(k) for k in relayer_keys],
+        relayer_keys=list(relayer_keys),
+    )
+
+
+def deploy_all(settings: Settings, rpc_urls: dict[str, str] | None = None, *, oracle: bool = True,
+               validators: int = DEFAULT_VALIDATORS, threshold: int = DEFAULT_THRESHOLD) -> Deployment:
+    """Deploy everything (token, vault, settlement layer, hub oracle) on running chains."""
+    rpc_urls = rpc_urls or {}
+    vkeys = [dev_key("validator", i) for i in range(validators)]
+    records = [deploy_chain(c, rpc_urls.get(c.name), oracle=oracle, validators=[address_of(k) for k in vkeys],
+                            threshold=threshold) for c in settings.chains]
+    info = deploy_settlement(records, validator_keys=vkeys, threshold=threshold)
+    return Deployment(records, address_of(DEPLOYER_KEY), address_of(GUARDIAN_KEY), info)
 
 
 def up(settings: Settings, state_dir: Path = DEFAULT_STATE_DIR, *, log_dir: Path | None = None,
@@ -150,6 +295,8 @@ def up(settings: Settings, state_dir: Path = DEFAULT_STATE_DIR, *, log_dir: Path
             raise DevnetError(f"port {c.port} for chain {c.name} is already in use")
     procs: list[AnvilProcess] = []
     records: list[ChainDeployment] = []
+    threshold = int(os.environ.get("OMNICLEAR_VALIDATOR_THRESHOLD", DEFAULT_THRESHOLD))
+    vkeys = [dev_key("validator", i) for i in range(int(os.environ.get("OMNICLEAR_VALIDATORS", DEFAULT_VALIDATORS)))]
     log_dir = log_dir or state_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     try:
@@ -159,9 +306,10 @@ def up(settings: Settings, state_dir: Path = DEFAULT_STATE_DIR, *, log_dir: Path
                 proc = start_anvil(c.port, c.chain_id, block_time=c.block_time, host=c.host,
                                    log_path=log_dir / f"{c.name}.log", detach=detach)
                 procs.append(proc)
-            rec = deploy_chain(c)
+            rec = deploy_chain(c, validators=[address_of(k) for k in vkeys], threshold=threshold)
             rec.pid = proc.pid if proc else None
             records.append(rec)
+        info = deploy_settlement(records, validator_keys=vkeys, threshold=threshold)
     except (AnvilError, DevnetError) as e:
         for p in procs:
             p.stop()
@@ -170,7 +318,7 @@ def up(settings: Settings, state_dir: Path = DEFAULT_STATE_DIR, *, log_dir: Path
         for p in procs:
             p.stop()
         raise
-    dep = Deployment(records, Account.from_key(DEPLOYER_KEY).address, Account.from_key(GUARDIAN_KEY).address)
+    dep = Deployment(records, Account.from_key(DEPLOYER_KEY).address, Account.from_key(GUARDIAN_KEY).address, info)
     dep.save(state_dir)
     return dep, procs
 
@@ -202,6 +350,8 @@ def status(state_dir: Path = DEFAULT_STATE_DIR) -> list[dict[str, Any]]:
         row: dict[str, Any] = {
             "name": c.name, "chain_id": c.chain_id, "rpc_url": c.rpc_url, "hub": c.hub,
             "token": c.token, "vault": c.vault, "token_decimals": c.token_decimals, "pid": c.pid,
+            "mailbox": c.mailbox, "token_bridge": c.token_bridge,
+            **({"settlement_hub": c.settlement_hub} if c.settlement_hub else {}),
             **{k: v for k, v in c.extra.items()},
         }
         try:
