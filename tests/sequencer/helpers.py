@@ -142,3 +142,37 @@ class Harness:
             if p["instrument"] == instrument:
                 return p["size"]
         return 0
+
+
+# ------------------------------------------------------------------ state fingerprints
+
+_VOLATILE = ("_now_ms", "_seq", "_last_order_id", "_canon", "_delta", "_external")
+
+
+def state_bytes(seq: Sequencer) -> bytes:
+    """Return the whole state as bytes, minus what a reject may legitimately touch.
+
+    That is the clock and seq of the last command, the per-step conservation scratch
+    (``_delta``, ``_external``), the order-id counters (a book-level
+    FOK/post-only reject consumes an id, documented as not state) and the address
+    checksum cache. Two equal results mean no balance, position, order, book level,
+    nonce, session key or deposit record differs.
+    """
+    import pickle
+
+    state = pickle.loads(seq.snapshot())  # noqa: S301 - our own snapshot
+    for k in _VOLATILE:
+        state.pop(k, None)
+    state["_nonces"]._now_ms = 0
+    for m in state["_markets"].values():
+        m.book._last_order_id = 0
+    return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def observable(seq: Sequencer, *instruments: str) -> tuple:
+    """Return what the read API shows: root, every account, its orders and fills, books."""
+    accts = tuple((a, seq.account(a), seq.open_orders(a), seq.fills(a, 1000), seq.session_keys(a))
+                  for a in seq.balances())
+    books = tuple((i, seq.book(i, 1000)["bids"], seq.book(i, 1000)["asks"], seq.trades(i, 1000))
+                  for i in instruments)
+    return seq.state_root(), seq.total_balance(), seq.deposited, accts, books
