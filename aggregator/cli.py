@@ -70,7 +70,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     dep = devnet.load_deployment(Path(args.state_dir))
     engine = make_engine(args.db or database_url())
-    svc = Service(settings, dep, engine, host=args.host, port=args.port)
+    journal = Path(args.journal) if args.journal else Path(args.state_dir) / "journal"
+    svc = Service(settings, dep, engine, host=args.host, port=args.port, journal_dir=journal)
     asyncio.run(svc.run_forever())
     return 0
 
@@ -101,8 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "status":
             sp.add_argument("--json", action="store_true", help="print JSON")
 
-    sv = sub.add_parser("serve", help="run the service: vault watchers and the HTTP API")
+    sv = sub.add_parser("serve", help="run the service: vault watchers, sequencer, oracle and the HTTP API")
     sv.add_argument("--state-dir", default=".devnet")
+    sv.add_argument("--journal", help="sequencer journal directory (default <state-dir>/journal)")
     sv.add_argument("--db", help="database URL (default $OMNICLEAR_DB_URL or SQLite in .devnet/)")
     sv.add_argument("--host", default="127.0.0.1")
     sv.add_argument("--port", type=int, default=8080)

@@ -1,11 +1,18 @@
 """The main job: an end-to-end run on a fresh local devnet, reconciled chain by chain.
 
 Steps: start one anvil per chain on free ports (a running devnet is never touched),
-deploy, start the service (watchers + API) on a fresh database, fund traders and deposit
-through the real vaults on every chain, wait until the API shows every credit, then put
-each chain's vault figures read from the chain next to the ledger's. Exit status is 0
-only if every chain reconciles exactly: vault token holdings == vault settled total ==
-ledger settled total, and every account's on-chain balance == its ledger balance.
+deploy, start the service (watchers, sequencer, oracle, API) on a fresh database and
+journal, fund traders and a market maker and deposit through the real vaults on every
+chain, wait until the API shows every credit (ledger and sequencer), then trade: the
+market maker quotes perpetuals and options on both sides, the traders (who deposited on
+different chains) take with IOC orders, all signed EIP-712 through the public API
+(``aggregator.demo_trading``). Finally each chain's vault figures read from the chain are
+put next to the ledger's, and the sequencer's books are checked for conservation.
+
+Exit status is 0 only if every chain reconciles exactly (vault token holdings == vault
+settled total == ledger settled total, and every account's on-chain balance == its
+ledger balance), the sequencer conserves money (sum of all balances, fee and insurance
+accounts included, == sum of credited deposits) and trades happened.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from eth_account import Account
 
 from aggregator import devnet
 from aggregator.config import Settings
+from aggregator.demo_trading import account_rows, run_trading
 from aggregator.db import make_engine
 from aggregator.service import Service
 from aggregator.traders import DepositReceipt, deposit, fund_gas
@@ -32,6 +40,7 @@ from bridges.anvil import free_port
 from bridges.contracts import contract
 
 SEED = 20261124
+MAKER_DEPOSIT = 1_000_000  # whole USDC the market maker deposits on the hub chain (the faucet cap)
 
 
 @dataclass
@@ -73,6 +82,64 @@ async def _wait_credited(session: aiohttp.ClientSession, url: str, expected: dic
     if pending:
         raise TimeoutError(f"{len(pending)} accounts not credited within {timeout:g}s")
     return credited_at
+
+
+async def _wait_collateral(session: aiohttp.ClientSession, url: str, expected: dict[str, int],
+                           timeout: float = 30.0) -> None:
+    """Poll until the sequencer shows every account's credited collateral (it trades on that)."""
+    deadline = time.monotonic() + timeout
+    pending = dict(expected)
+    while pending:
+        for addr, total in list(pending.items()):
+            async with session.get(f"{url}/v1/accounts/{addr}/margin") as r:
+                body = await r.json()
+                if r.status == 200 and int(body.get("total_collateral") or 0) >= total:
+                    del pending[addr]
+        if pending and time.monotonic() > deadline:
+            raise TimeoutError(f"{len(pending)} accounts have no collateral in the sequencer after {timeout:g}s")
+        await asyncio.sleep(0.05)
+
+
+def _trading_summary(figs: Any, accts: list[dict[str, Any]], maker: str, seconds: float) -> dict[str, Any]:
+    """Trades, volume, positions and margin per account from the API's answers.
+
+    Every trade appears as one maker fill and one taker fill; counting the taker fills of
+    all participants counts each trade once. Volume is notional in 1e-6 USDC.
+    """
+    per = []
+    trades = 0
+    volume = 0
+    for a in accts:
+        for f in a["fills"]:
+            if f["liquidity"] == "taker":
+                trades += 1
+                volume += int(f["price"]) * int(f["size"]) // 10 ** figs.size_decimals[f["instrument"]]
+        m = a["margin"]
+        per.append({
+            "account": a["address"], "role": "market maker" if a["address"] == maker else "trader",
+            "balances": m.get("balances", {}), "equity": int(m.get("equity", 0)),
+            "initial_margin": int(m.get("initial_margin", 0)),
+            "maintenance_margin": int(m.get("maintenance_margin", 0)),
+            "free_collateral": int(m.get("free_collateral", 0)), "fills": len(a["fills"]),
+            "positions": [{"instrument": p["instrument"], "size": int(p["size"]), "avg_entry": p.get("avg_entry"),
+                           "mark": p.get("mark"), "unrealised_pnl": p.get("unrealised_pnl")}
+                          for p in m.get("positions", [])],
+        })
+    return {"markets": figs.markets, "orders_sent": figs.orders_sent, "orders_accepted": figs.orders_accepted,
+            "rejects": figs.rejects, "trades": trades, "volume_usdc_e6": volume, "seconds": seconds,
+            "batch_ack_ms_median": statistics.median(figs.ack_ms) if figs.ack_ms else None, "accounts": per}
+
+
+def _print_trading(t: dict[str, Any]) -> None:
+    print(f"\ntrading: {t['trades']} trades, volume {_fmt_units(t['volume_usdc_e6'], 6)} USDC on "
+          f"{len(t['markets'])} markets ({', '.join(t['markets'])}); {t['orders_accepted']}/{t['orders_sent']} "
+          f"orders accepted in {t['seconds']:.2f}s" + (f", rejects {t['rejects']}" if t["rejects"] else ""))
+    print(f"{'account':<44} {'role':<13} {'equity':>16} {'init. margin':>14} {'free':>16} {'fills':>5}  positions")
+    for a in t["accounts"]:
+        pos = ", ".join(f"{p['instrument']} {p['size']:+d}" for p in a["positions"]) or "-"
+        print(f"{a['account']:<44} {a['role']:<13} {_fmt_units(a['equity'], 6):>16} "
+              f"{_fmt_units(a['initial_margin'], 6):>14} {_fmt_units(a['free_collateral'], 6):>16} "
+              f"{a['fills']:>5}  {pos}")
 
 
 async def _reconcile(svc: Service, ledger_chains: dict[int, dict[str, Any]]) -> list[ChainRow]:
@@ -129,19 +196,21 @@ async def run_demo(settings: Settings, report_path: Path | None = None, traders:
     svc: Service | None = None
     try:
         engine = make_engine(db_url or f"sqlite:///{work / 'omniclear.db'}")
-        svc = Service(settings, dep, engine, port=free_port())
+        svc = Service(settings, dep, engine, port=free_port(), journal_dir=work / "journal")
         await svc.start()
         print(f"service: API on {svc.url}, watching {len(dep.chains)} vaults")
 
         keys = [Account.create() for _ in range(traders)]
-        plan: list[tuple[Any, devnet.ChainDeployment, int]] = []
+        maker = Account.create()
+        hub = next(c for c in dep.chains if c.hub)
+        plan: list[tuple[Any, devnet.ChainDeployment, int]] = [(maker, hub, MAKER_DEPOSIT * 10**hub.token_decimals)]
         for i, acct in enumerate(keys):
             chains = dep.chains if i % 2 == 0 else rng.sample(dep.chains, 2)
             for c in chains:
                 whole = rng.randint(1_000, 50_000)
                 plan.append((acct, c, whole * 10**c.token_decimals + rng.randint(0, 10**c.token_decimals - 1)))
         w3s = {c.chain_id: devnet.web3_for(c.rpc_url) for c in dep.chains}
-        for acct in keys:
+        for acct in [maker, *keys]:
             for c in dep.chains:
                 await asyncio.to_thread(fund_gas, w3s[c.chain_id], acct.address)
 
@@ -166,18 +235,34 @@ async def run_demo(settings: Settings, report_path: Path | None = None, traders:
         t0 = time.monotonic()
         receipts = [r for rs in await asyncio.gather(*(chain_worker(v) for v in by_chain.values())) for r in rs]
         print(f"deposits: {len(receipts)} confirmed on-chain in {time.monotonic() - t0:.2f}s "
-              f"by {traders} traders on {len(by_chain)} chains")
+              f"by {traders} traders and a market maker on {len(by_chain)} chains")
 
         async with aiohttp.ClientSession() as session:
             credited_at = await _wait_credited(session, svc.url, expected, sent_at)
             latencies = [credited_at[a] - sent_at[a] for a in credited_at]
+            await _wait_collateral(session, svc.url, expected)
+
+        t0 = time.monotonic()
+        figs = await run_trading(svc.url, bytes(maker.key), [bytes(k.key) for k in keys], rng)
+        trading_s = time.monotonic() - t0
+        async with aiohttp.ClientSession() as session:
+            accts = await account_rows(session, svc.url, [maker.address] + [k.address for k in keys])
             async with session.get(f"{svc.url}/v1/chains") as r:
                 ledger_chains = {c["chain_id"]: c for c in (await r.json())["chains"]}
+        trading = _trading_summary(figs, accts, maker.address, trading_s)
+        _print_trading(trading)
+        seq = svc.sequencer.sequencer
+        conservation = {"sum_of_balances": seq.total_balance(), "credited_deposits": seq.deposited,
+                        "state_root": "0x" + seq.state_root().hex(), "last_seq": svc.sequencer.last_seq}
+        conserved = conservation["sum_of_balances"] == conservation["credited_deposits"]
+        print(f"conservation: sum of all balances {conservation['sum_of_balances']:,} == credited deposits "
+              f"{conservation['credited_deposits']:,} (1e-6 USDC): {'OK' if conserved else 'BROKEN'}; "
+              f"state root {conservation['state_root'][:18]}... at seq {conservation['last_seq']}")
 
         rows = await _reconcile(svc, ledger_chains)
         _print_table(rows)
         feeds = await _oracle_feeds(svc)
-        ok = all(r.ok for r in rows)
+        ok = all(r.ok for r in rows) and conserved and trading["trades"] > 0
         floor = max(c.confirmations * c.block_time for c in settings.chains)
         print(f"\ncredit latency after the last deposit's receipt: median {statistics.median(latencies):.3f}s, "
               f"max {max(latencies):.3f}s (floor: confirmations x block time = {floor:.2f}s on the slowest chain)")
@@ -189,6 +274,8 @@ async def run_demo(settings: Settings, report_path: Path | None = None, traders:
                 "traders": traders,
                 "deposits": len(receipts),
                 "credit_latency_s": {"median": statistics.median(latencies), "max": max(latencies)},
+                "trading": trading,
+                "conservation": {**conservation, "ok": conserved},
                 "feeds": feeds,
             }
             report_path.parent.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,7 @@ twice.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from aggregator.ledger import Ledger
@@ -21,8 +21,9 @@ CURSOR_NAME = "vault-deposits"
 class DepositSink:
     """A ``WatchSink`` that credits vault deposits to unified accounts."""
 
-    def __init__(self, ledger: Ledger) -> None:
+    def __init__(self, ledger: Ledger, on_credit: Callable[[], None] | None = None) -> None:
         self.ledger = ledger
+        self.on_credit = on_credit  # called after a commit that credited something
 
     def cursor(self, chain_id: int, name: str) -> Cursor | None:
         return self.ledger.cursor(chain_id, name)
@@ -39,4 +40,7 @@ class DepositSink:
     def apply(self, chain_id: int, name: str, logs: Sequence[Any], cursor: Cursor,
               blocks: Sequence[tuple[int, str]]) -> int:
         events = [decode_deposit(chain_id, lg) for lg in logs]
-        return len(self.ledger.apply_deposits(chain_id, events, name, cursor, blocks))
+        n = len(self.ledger.apply_deposits(chain_id, events, name, cursor, blocks))
+        if n and self.on_credit is not None:
+            self.on_credit()
+        return n

@@ -247,6 +247,15 @@ class Ledger:
                                    len(natives), cur))
         return out
 
+    def deposits_after(self, chain_id: int, nonce: int, limit: int = 10_000) -> list[tuple[int, int, str, int]]:
+        """Return ``(chain_id, deposit_nonce, account, amount_internal)`` of ``chain_id``'s
+        deposits with a nonce above ``nonce``, in nonce order (at most ``limit``)."""
+        with Session(self.engine) as s:
+            rows = s.exec(select(Deposit.chain_id, Deposit.deposit_nonce, Deposit.account, Deposit.amount_internal)
+                          .where(Deposit.chain_id == chain_id, Deposit.deposit_nonce > nonce)
+                          .order_by(Deposit.deposit_nonce).limit(limit)).all()
+            return [(int(c), int(n), a, int(v)) for c, n, a, v in rows]
+
     def deposit_count(self, chain_id: int | None = None) -> int:
         with Session(self.engine) as s:
             q = select(func.count()).select_from(Deposit)

@@ -20,6 +20,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from web3 import AsyncWeb3
 
@@ -86,8 +87,26 @@ class Reconciler:
         self.latest: dict[int, ChainReconciliation] = {}
         self.halted: set[int] = set()
 
+    def _ledger_at_cursor(self, chain_id: int, attempts: int = 20) -> tuple[Any, dict[str, int]]:
+        """Return the watcher's cursor and the ledger's balances as of that same cursor.
+
+        The watcher commits credits and its cursor in one transaction, so balances read
+        between two equal cursor reads belong to that cursor (a commit in between moves
+        it, and the read is retried). This holds on any isolation level.
+        """
+        for _ in range(attempts):
+            before = self.ledger.cursor(chain_id, CURSOR_NAME)
+            balances = self.ledger.balances_on_chain(chain_id)
+            after = self.ledger.cursor(chain_id, CURSOR_NAME)
+            if before == after:
+                return before, balances
+        raise RuntimeError(f"chain {chain_id}: the ledger kept moving while it was read")
+
     async def check_chain(self, c: ChainDeployment) -> ChainReconciliation:
-        cursor = await asyncio.to_thread(self.ledger.cursor, c.chain_id, CURSOR_NAME)
+        try:
+            cursor, ledger_balances = await asyncio.to_thread(self._ledger_at_cursor, c.chain_id)
+        except RuntimeError as e:
+            return ChainReconciliation(c.name, c.chain_id, None, checked_at=time.time(), error=str(e))
         rec = ChainReconciliation(c.name, c.chain_id, cursor.block_number if cursor else None, checked_at=time.time())
         if cursor is None:
             return rec
@@ -98,7 +117,6 @@ class Reconciler:
         try:
             rec.vault_holdings = int(await token.functions.balanceOf(c.vault).call(block_identifier=at))
             rec.vault_settled = int(await vault.functions.totalBalance(c.token).call(block_identifier=at))
-            ledger_balances = await asyncio.to_thread(self.ledger.balances_on_chain, c.chain_id)
             rec.ledger_settled = sum(ledger_balances.values())
             accounts = sorted(ledger_balances)
             onchain = await asyncio.gather(*(vault.functions.balanceOf(a, c.token).call(block_identifier=at)

@@ -1,8 +1,16 @@
-"""The Omniclear service process: vault watchers for every chain, the oracle, the HTTP API.
+"""The Omniclear service process: vault watchers, the sequencer, the oracle, the HTTP API.
 
-Lifecycle: ``start()`` creates the tables, one ``ChainClient`` and one deposit watcher
-per chain of the deployment, and the API listener; ``stop()`` stops the watchers, the
-listener and the clients, in that order. ``run_forever`` adds SIGINT/SIGTERM handling.
+Lifecycle: ``start()`` creates the tables, opens the sequencer's journal and replays it
+(``aggregator.sequencer_service``), starts one ``ChainClient`` and one deposit watcher per
+chain of the deployment, the deposit forwarder (ledger -> sequencer, exactly once), the
+oracle (its verified reports -> sequencer prices) and the API listener (ledger, price
+and trading routes, WebSocket); ``stop()`` stops the watchers and the forwarder, the
+oracle, the listener, the sequencer (flushing its journal) and the clients, in that
+order. ``run_forever`` adds SIGINT/SIGTERM handling.
+
+The EIP-712 domain of every signed trading message is the hub chain's id and the
+SettlementHub's address (the hub vault's before the settlement contracts are deployed),
+so a signature made for one deployment is worthless on another.
 """
 
 from __future__ import annotations
@@ -13,10 +21,14 @@ import signal
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from pathlib import Path
+
 from aiohttp import web
 from sqlalchemy.engine import Engine
 
+from aggregator import eip712
 from aggregator.api.app import make_app
+from aggregator.api.trading import TradingOptions, add_trading_routes
 from aggregator.config import Settings
 from aggregator.db import init_db
 from aggregator.deposits import CURSOR_NAME, DepositSink
@@ -24,6 +36,8 @@ from aggregator.devnet import Deployment
 from aggregator.ledger import Ledger
 from aggregator.metrics import Metrics
 from aggregator.reconcile import Reconciler
+from aggregator.sequencer_service import SequencerService, default_sequencer_config, default_sequencer_factory
+from aggregator.trading_node import DepositForwarder, OracleFeed
 from bridges.chain import ChainClient
 from bridges.events import DEPOSIT_TOPIC
 from bridges.watcher import EventWatcher
@@ -44,6 +58,9 @@ class Service:
     poll_interval: float = 0.05
     oracle: bool = True
     reconcile_interval: float = 2.0
+    journal_dir: Path | None = None  # the sequencer's journal; None: a ledger-only service (no trading)
+    tick_interval: float = 1.0
+    trading_options: TradingOptions = field(default_factory=TradingOptions)
     ledger: Ledger = field(init=False)
     watchers: list[EventWatcher] = field(default_factory=list, init=False)
     _clients: list[ChainClient] = field(default_factory=list, init=False)
@@ -53,6 +70,9 @@ class Service:
     oracle_service: "OracleService | None" = field(default=None, init=False)
     reconciler: Reconciler | None = field(default=None, init=False)
     metrics: Metrics = field(default_factory=Metrics, init=False)
+    sequencer: SequencerService | None = field(default=None, init=False)
+    forwarder: DepositForwarder | None = field(default=None, init=False)
+    oracle_feed: OracleFeed | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.ledger = Ledger(self.engine, self.settings)
@@ -61,9 +81,24 @@ class Service:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    def _make_sequencer(self) -> SequencerService:
+        hub = next(c for c in self.deployment.chains if c.hub)
+        if self.settings.ledger.decimals != 6:
+            raise ValueError("the sequencer counts in 1e-6 USDC: [ledger] decimals must be 6 to trade")
+        domain = eip712.Domain(hub.chain_id, hub.extra.get("SettlementHub") or hub.vault)
+        cfg = default_sequencer_config(hub.chain_id)
+        assert self.journal_dir is not None
+        return SequencerService(default_sequencer_factory(cfg), domain, str(self.journal_dir),
+                                tick_interval_s=self.tick_interval or None)
+
     async def start(self) -> None:
         await asyncio.to_thread(init_db, self.engine)
-        sink = DepositSink(self.ledger)
+        if self.journal_dir is not None:
+            self.sequencer = self._make_sequencer()
+            await self.sequencer.start()
+            self.forwarder = DepositForwarder(self.ledger, self.sequencer, [c.chain_id for c in self.deployment.chains])
+            self._tasks.append(asyncio.create_task(self.forwarder.run(self._stop), name="deposit-forwarder"))
+        sink = DepositSink(self.ledger, on_credit=self.forwarder.notify if self.forwarder else None)
         for c in self.deployment.chains:
             conf = self.settings.chain(c.chain_id)
             client = ChainClient(c.name, c.rpc_url, c.chain_id)
@@ -84,7 +119,15 @@ class Service:
 
             self.oracle_service = devnet_oracle(self.deployment, self.engine)
             add_price_routes(app, self.oracle_service)
+            if self.sequencer is not None:
+                from aggregator.oracle_node import ORACLE_THRESHOLD
+
+                self.oracle_feed = OracleFeed(self.sequencer, list(self.oracle_service.signer.addresses),
+                                              ORACLE_THRESHOLD, set(self.sequencer.sequencer.config.feed_map()))
+                self.oracle_feed.attach(self.oracle_service)
             await self.oracle_service.start()
+        if self.sequencer is not None:
+            add_trading_routes(app, self.sequencer, self.trading_options)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
@@ -119,10 +162,14 @@ class Service:
             await asyncio.wait(self._tasks, timeout=10)
         for t in self._tasks:
             t.cancel()
+        if self.oracle_feed is not None:
+            self.oracle_feed.detach()
         if self.oracle_service is not None:
             await self.oracle_service.stop()
         if self._runner is not None:
             await self._runner.cleanup()
+        if self.sequencer is not None:
+            await self.sequencer.stop()
         for c in self._clients:
             await c.close()
 
