@@ -657,6 +657,10 @@ class SequencerService:
     def state_root(self) -> bytes:
         return self.sequencer.state_root()
 
+    def deposit_keys(self) -> list[tuple[int, int]]:
+        """Return the ``(chain_id, deposit_nonce)`` of every deposit sequenced (or in flight)."""
+        return list(self._deposits)
+
     def knows_instrument(self, name: str) -> bool:
         """Return whether ``name`` is a market of the sequencer (active or expired)."""
         try:
