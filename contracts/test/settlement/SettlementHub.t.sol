@@ -63,45 +63,6 @@ contract SettlementHubTest is SettlementSystem {
         s[2].bridgeIn = _legs1(HUB, amount);
     }
 
-    function _deltas1(address a, int256 x) internal pure returns (Settlement.AccountDelta[] memory d) {
-        d = new Settlement.AccountDelta[](1);
-        d[0] = Settlement.AccountDelta(a, x);
-    }
-
-    function _deltas2(address a, int256 x, address b, int256 y)
-        internal
-        pure
-        returns (Settlement.AccountDelta[] memory d)
-    {
-        d = new Settlement.AccountDelta[](2);
-        d[0] = Settlement.AccountDelta(a, x);
-        d[1] = Settlement.AccountDelta(b, y);
-    }
-
-    function _legs1(uint32 domain, uint256 amount) internal pure returns (Settlement.BridgeTransfer[] memory l) {
-        l = new Settlement.BridgeTransfer[](1);
-        l[0] = Settlement.BridgeTransfer(domain, amount);
-    }
-
-    function _legs2(uint32 d1, uint256 a1, uint32 d2, uint256 a2)
-        internal
-        pure
-        returns (Settlement.BridgeTransfer[] memory l)
-    {
-        l = new Settlement.BridgeTransfer[](2);
-        l[0] = Settlement.BridgeTransfer(d1, a1);
-        l[1] = Settlement.BridgeTransfer(d2, a2);
-    }
-
-    function _withdrawal1(bytes32 id, address account, address recipient, uint256 amount)
-        internal
-        pure
-        returns (Settlement.Withdrawal[] memory w)
-    {
-        w = new Settlement.Withdrawal[](1);
-        w[0] = Settlement.Withdrawal(id, account, recipient, amount);
-    }
-
     // ------------------------------------------------------------------ accept
 
     function test_SubmitBatch_CommitsAndDispatchesOneMessagePerDomain() public {
