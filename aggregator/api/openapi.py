@@ -1,8 +1,10 @@
 """OpenAPI 3.1 document of the trading API, generated from ``aggregator.api.trading.ROUTES``.
 
 The route table is the single source: a route added there is registered *and*
-described; the test ``test_openapi_describes_every_registered_route`` fails for any
-route registered on the app but missing here. Request schemas of signed messages are
+described. The main service's other routes (ledger, oracle prices, health, metrics) are
+described from ``SERVICE_ROUTES`` when they are registered on the app; the test
+``test_openapi_describes_every_registered_route`` fails for any route registered on the
+main service's app but missing here. Request schemas of signed messages are
 generated from ``aggregator.eip712`` (the same field lists a wallet signs).
 """
 
@@ -15,7 +17,25 @@ from aiohttp import web
 
 from aggregator import eip712
 
-__all__ = ["openapi_document", "described_paths"]
+__all__ = ["openapi_document", "described_paths", "registered_paths", "SERVICE_ROUTES"]
+
+# Routes of the main service that live outside the trading table (ledger, oracle, ops):
+# (method, path, operationId, summary, tag, errors). Described when registered on the app.
+SERVICE_ROUTES: tuple[tuple[str, str, str, str, str, tuple[str, ...]], ...] = (
+    ("GET", "/health", "health", "Liveness", "meta", ()),
+    ("GET", "/metrics", "metrics", "Prometheus text exposition", "meta", ()),
+    ("GET", "/v1/accounts/{address}", "get_account",
+     "Settled (on-chain) balance per chain and in total, as the ledger recorded the vault deposits", "accounts",
+     ("invalid_address", "account_not_found")),
+    ("GET", "/v1/chains", "get_chains",
+     "Per-chain custody as the ledger sees it, with the latest reconciliation and the withdrawal halt flag",
+     "chains", ()),
+    ("GET", "/v1/prices", "list_prices", "Every oracle feed: price (8 decimals), confidence, status and reason",
+     "market data", ()),
+    ("GET", "/v1/prices/{feed}", "one_price", "One oracle feed with its latest signed report", "market data",
+     ("unknown_feed",)),
+)
+_EXTRA_STATUS = {"account_not_found": 404, "unknown_feed": 404}
 
 _ADDRESS = {"type": "string", "pattern": "^0x[0-9a-fA-F]{40}$"}
 _UINT = {"oneOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": "^(0|[1-9][0-9]*)$"}],
@@ -86,7 +106,32 @@ def _schemas() -> dict[str, Any]:
 def _status_of(code: str) -> int:
     from aggregator.api.trading import status_of
 
-    return status_of(code)
+    return _EXTRA_STATUS.get(code) or status_of(code)
+
+
+def _error_responses(errors: tuple[str, ...]) -> dict[str, Any]:
+    by_status: dict[int, list[str]] = {}
+    for code in errors:
+        by_status.setdefault(_status_of(code), []).append(code)
+    return {str(st): {"description": "error codes: " + ", ".join(codes), "content": {
+        "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+        for st, codes in sorted(by_status.items())}
+
+
+def _path_params(path: str) -> list[dict[str, Any]]:
+    return [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
+            for n in re.findall(r"{(\w+)}", path)]
+
+
+def registered_paths(app: web.Application) -> set[tuple[str, str]]:
+    """Return ``{(METHOD, path)}`` registered on ``app`` (HEAD, which aiohttp adds to GET, left out)."""
+    out = set()
+    for route in app.router.routes():
+        info = route.resource.get_info() if route.resource is not None else {}
+        path = info.get("path") or info.get("formatter")
+        if path and route.method not in ("HEAD", "*"):
+            out.add((route.method, path))
+    return out
 
 
 def openapi_document(app: web.Application | None = None) -> dict[str, Any]:
@@ -96,18 +141,12 @@ def openapi_document(app: web.Application | None = None) -> dict[str, Any]:
     routes = ROUTES or _routes()
     paths: dict[str, Any] = {}
     for r in routes:
-        params = [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
-                  for n in re.findall(r"{(\w+)}", r.path)]
+        params = _path_params(r.path)
         params += [{"name": n, "in": "query", "required": req, "description": d, "schema": {"type": "string"}}
                    for n, d, req in r.query]
         responses: dict[str, Any] = {"200": {"description": "OK", "content": {"application/json": {
             "schema": {"$ref": f"#/components/schemas/{r.response}"}}}}}
-        by_status: dict[int, list[str]] = {}
-        for code in r.errors:
-            by_status.setdefault(_status_of(code), []).append(code)
-        for st, codes in sorted(by_status.items()):
-            responses[str(st)] = {"description": "error codes: " + ", ".join(codes), "content": {
-                "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+        responses.update(_error_responses(r.errors))
         op: dict[str, Any] = {"summary": r.summary, "tags": [r.tag], "operationId": r.handler.__name__,
                               "responses": responses}
         if params:
@@ -116,6 +155,15 @@ def openapi_document(app: web.Application | None = None) -> dict[str, Any]:
             op["requestBody"] = {"required": True, "content": {"application/json": {
                 "schema": {"$ref": f"#/components/schemas/{r.body}"}}}}
         paths.setdefault(r.path, {})[r.method.lower()] = op
+    registered = registered_paths(app) if app is not None else set()
+    for method, path, op_id, summary, tag, errors in SERVICE_ROUTES:
+        if (method, path) not in registered:
+            continue
+        op = {"summary": summary, "tags": [tag], "operationId": op_id,
+              "responses": {"200": {"description": "OK"}, **_error_responses(errors)}}
+        if _path_params(path):
+            op["parameters"] = _path_params(path)
+        paths.setdefault(path, {})[method.lower()] = op
     return {
         "openapi": "3.1.0",
         "info": {"title": "Omniclear trading API", "version": "1",
