@@ -194,22 +194,21 @@ def _msg_wire(cls: type) -> type[msgspec.Struct]:
 
 
 def _fast_builder(cls: type, validate: bool) -> Any:
-    """Return ``wire -> cls`` that fills the slots directly (skipping ``__post_init__``)."""
+    """Return ``wire -> cls`` that fills the slots directly (skipping ``__post_init__``).
+
+    The function is generated once per class (one direct slot-descriptor call per field).
+    """
     attrs = tuple(attr for _sol, attr, _typ in cls.FIELDS)
-    setters = tuple(cls.__dict__[a].__set__ for a in attrs)
-    pairs = tuple(zip(setters, attrs))
-    new = object.__new__
-    post = cls.__post_init__
-
-    def build(w: Any) -> Any:
-        m = new(cls)
-        for s, a in pairs:
-            s(m, getattr(w, a))
-        if validate:
-            post(m)
-        return m
-
-    return build
+    ns: dict[str, Any] = {"_new": object.__new__, "_cls": cls, "_post": cls.__post_init__}
+    lines = ["def build(w):", "    m = _new(_cls)"]
+    for a in attrs:
+        ns[f"_set_{a}"] = cls.__dict__[a].__set__
+        lines.append(f"    _set_{a}(m, w.{a})")
+    if validate:
+        lines.append("    _post(m)")
+    lines.append("    return m")
+    exec("\n".join(lines), ns)  # noqa: S102 - generated from the class's own field names
+    return ns["build"]
 
 
 # command class -> (name of its message field, eip712 class)

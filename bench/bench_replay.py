@@ -1,0 +1,223 @@
+"""Journal replay throughput of the sequencer: decode + apply on a fresh ``Sequencer``.
+
+Builds a seeded random session (deposits, limit/IOC/FOK/post-only/market orders on perps and
+options, cancels, cancel-alls, amends, session keys, price updates, ticks with funding,
+liquidations and an option expiry), driving a live sequencer while generating so that
+cancels and amends name real resting orders. The session is encoded with
+``commands.encode`` (signatures are dummy bytes: replay does not re-verify them), then
+decoded and applied on a fresh sequencer under the timer. Prints commands/s and the state
+root, which must equal the generating sequencer's root (determinism).
+
+Also prints decode alone (msgpack -> command objects) to show where the time goes, and
+the machine load (the 2 cores are shared).
+
+Usage: python bench/bench_replay.py [--commands 200000] [--accounts 300] [--seed 7] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import random
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from aggregator import eip712  # noqa: E402
+from aggregator.core import commands as C  # noqa: E402
+from aggregator.core.instruments import InstrumentRegistry  # noqa: E402
+from aggregator.core.risk import RiskParams  # noqa: E402
+from aggregator.core.sequencer import Sequencer, SequencerConfig  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+T0 = 1_767_247_200_000  # 2026-01-01T06:00:00Z: the 08:00 daily expires during the session
+SIG = b"\x07" * 65
+FEEDS = {"ETH": ("ETH-USD", 3000.0), "BTC": ("BTC-USD", 90000.0)}
+
+
+def addr(i: int) -> str:
+    return eip712.to_checksum_address("0x" + f"{0xBEEF0000 + i:040x}")
+
+
+def make_config() -> SequencerConfig:
+    reg = InstrumentRegistry.from_toml((ROOT / "aggregator" / "instruments.toml").read_text())
+    return SequencerConfig(registry=reg, fee_account=addr(10**6), insurance_account=addr(10**6 + 1),
+                           default_risk=RiskParams(im_bps=1000, mm_bps=500), max_open_orders=100)
+
+
+def generate(n: int, n_accounts: int, seed: int) -> tuple[list[C.Command], bytes, Counter]:
+    """Return (commands, final state root, mix) of a seeded session, validated live."""
+    rng = random.Random(seed)
+    cfg = make_config()
+    live = Sequencer(cfg)
+    accts = [addr(i) for i in range(n_accounts)]
+    keys = {a: addr(50_000 + i) for i, a in enumerate(accts[: n_accounts // 10])}
+    px = {u: p for u, (_, p) in FEEDS.items()}
+    cmds: list[C.Command] = []
+    mix: Counter = Counter()
+    nonce = [0]
+    ts = T0
+    seq = 0
+    dep_nonce = 0
+    options: list[str] = []
+
+    def push(cmd: C.Command) -> None:
+        cmds.append(cmd)
+        out = live.apply(cmd)
+        mix[type(cmd).__name__ + ("" if out.accepted else ":" + str(out.code))] += 1
+
+    def nxt() -> int:
+        nonce[0] += 1
+        return nonce[0]
+
+    def signer_for(a: str) -> str:
+        k = keys.get(a)
+        return k if k is not None and rng.random() < 0.5 else a
+
+    # opening: ticks list the option expiries, prices, sessions, deposits
+    seq += 1
+    push(C.Tick(seq, ts))
+    options = [m["instrument"] for m in live.markets() if m["kind"] == "option" and m["underlying"] == "ETH"]
+    options.sort(key=lambda name: live.markets and name)
+    for u, (feed, p) in FEEDS.items():
+        seq += 1
+        push(C.PriceUpdate(seq, ts, feed, int(p * 1e8), 0, ts // 1000, "ok"))
+    for a, k in keys.items():
+        seq += 1
+        g = eip712.SessionKey(account=a, session_key=k, valid_until=ts // 1000 + 86_400, nonce=nxt(),
+                              expiry=ts // 1000 + 3600)
+        push(C.GrantSessionKey(seq, ts, a, g, SIG))
+    for a in accts:
+        seq += 1
+        dep_nonce += 1
+        push(C.DepositCredit(seq, ts, rng.choice((1, 10, 42161)), dep_nonce, a, rng.randrange(2_000, 50_000) * 10**6))
+
+    near_options = [o for o in options if "-3000-" in o or "-3200-" in o or "-2800-" in o][:12]
+    while seq < n:
+        seq += 1
+        ts += 50
+        r = rng.random()
+        a = rng.choice(accts)
+        exp = ts // 1000 + 600
+        if r < 0.005:  # price update
+            u = rng.choice(("ETH", "BTC"))
+            px[u] *= 1 + rng.gauss(0, 0.002)
+            push(C.PriceUpdate(seq, ts, FEEDS[u][0], int(px[u] * 1e8), 0, ts // 1000, "ok"))
+        elif r < 0.006:
+            push(C.Tick(seq, ts))
+        elif r < 0.02:
+            dep_nonce += 1
+            push(C.DepositCredit(seq, ts, rng.choice((1, 10, 42161)), dep_nonce, a, rng.randrange(100, 5_000) * 10**6))
+        elif r < 0.25:  # cancel a resting order
+            oo = live.open_orders(a)
+            if not oo:
+                seq -= 1
+                continue
+            o = rng.choice(oo)
+            c = eip712.Cancel(account=a, instrument=o["instrument"], order_id=o["order_id"], client_order_id=0,
+                              nonce=nxt(), expiry=exp)
+            push(C.CancelOrder(seq, ts, signer_for(a), c, SIG))
+        elif r < 0.27:
+            c = eip712.CancelAll(account=a, instrument="", nonce=nxt(), expiry=exp)
+            push(C.CancelAllOrders(seq, ts, signer_for(a), c, SIG))
+        elif r < 0.31:  # amend
+            oo = live.open_orders(a)
+            if not oo:
+                seq -= 1
+                continue
+            o = rng.choice(oo)
+            m = next(x for x in live.markets() if x["instrument"] == o["instrument"]) if o["instrument"].endswith(
+                "-C") or o["instrument"].endswith("-P") else None
+            tick = m["tick_size"] if m else (10_000 if o["instrument"] == "ETH-PERP" else 100_000)
+            newp = max(tick, o["price"] + rng.choice((-2, -1, 1, 2)) * tick)
+            am = eip712.Amend(account=a, instrument=o["instrument"], order_id=o["order_id"], client_order_id=0,
+                              price=newp, size=0, nonce=nxt(), expiry=exp)
+            push(C.AmendOrder(seq, ts, signer_for(a), am, SIG))
+        else:  # place
+            side = rng.choice((1, 2))
+            if rng.random() < 0.9 or not near_options:
+                u = "ETH" if rng.random() < 0.7 else "BTC"
+                inst = f"{u}-PERP"
+                tick = 10_000 if u == "ETH" else 100_000
+                mid = int(px[u] * 1e6)
+                off = int(rng.expovariate(1 / 8) * tick) * (1 if side == 2 else -1)
+                cross = rng.random() < 0.15
+                price = max(tick, (mid - off if cross else mid + off) // tick * tick)
+                size = rng.choice((1, 2, 5, 10, 20, 50, 100))
+            else:
+                inst = rng.choice(near_options)
+                tick = 100_000
+                price = rng.randrange(20, 400) * tick
+                size = rng.choice((10, 20, 50, 100))
+            q = rng.random()
+            tif, otype = (1, 1)
+            if q < 0.08:
+                tif = 2
+            elif q < 0.11:
+                tif = 3
+            elif q < 0.16:
+                tif = 4
+            elif q < 0.20 and inst.endswith("PERP"):
+                otype, tif, price = 2, 2, 0
+            ro = rng.random() < 0.03
+            o = eip712.Order(account=a, instrument=inst, side=side, order_type=otype, time_in_force=tif,
+                             self_trade_prevention=1, reduce_only=ro, price=price, size=size,
+                             client_order_id=0, nonce=nxt(), expiry=exp)
+            push(C.PlaceOrder(seq, ts, signer_for(a), o, SIG))
+        if seq % 20_000 == 0:
+            ts += 0  # room for progress output
+    for _ in range(2):  # end with the expiry passed and settled
+        ts += 3 * 3_600_000
+        seq += 1
+        push(C.Tick(seq, ts))
+    return cmds, live.state_root(), mix
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--commands", type=int, default=200_000)
+    ap.add_argument("--accounts", type=int, default=300)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    t = time.perf_counter()
+    cmds, root, mix = generate(args.commands, args.accounts, args.seed)
+    gen_s = time.perf_counter() - t
+    blobs = [C.encode(c) for c in cmds]
+    size = sum(map(len, blobs))
+    print(f"session: {len(cmds):,} commands, {size / 1e6:.1f} MB encoded, generated+validated in {gen_s:.1f}s")
+    for k, v in sorted(mix.items(), key=lambda kv: -kv[1]):
+        print(f"  {k:45s} {v:8,d}")
+    cfg = make_config()
+    decode = C.decode
+    gc.collect()
+    t = time.perf_counter()
+    for b in blobs:
+        decode(b)
+    dt = time.perf_counter() - t
+    print(f"decode only: {len(blobs) / dt:,.0f} commands/s ({dt:.2f}s)")
+    best = None
+    for _ in range(args.repeat):
+        seqr = Sequencer(cfg)
+        decode, apply = C.decode, seqr.apply
+        gc.collect()
+        gc.freeze()
+        t = time.perf_counter()
+        for b in blobs:
+            apply(decode(b))
+        dt = time.perf_counter() - t
+        gc.unfreeze()
+        assert seqr.state_root() == root, "replay diverged from the generating run"
+        assert seqr.total_balance() == seqr.deposited
+        best = dt if best is None else min(best, dt)
+        print(f"replay: {len(blobs) / dt:,.0f} commands/s ({dt:.2f}s)")
+    print(f"best: {len(blobs) / best:,.0f} commands/s  state root 0x{root.hex()}")
+    print(f"load average (1/5/15 min): {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
+
+
+if __name__ == "__main__":
+    main()
