@@ -48,6 +48,10 @@ __all__ = [
     "RevokeSession",
     "PriceUpdate",
     "Tick",
+    "Withdraw",
+    "SetWithdrawalHalt",
+    "CloseBatch",
+    "BatchSettled",
     "AnyCommand",
     "CommandError",
     "PRICE_STATUSES",
@@ -147,8 +151,34 @@ class Tick(Command, frozen=True, tag=True, array_like=True):
     """Timer: funding, liquidation sweep, option expiry settlement and listing."""
 
 
-# Withdrawal (RequestWithdrawal: signer, withdrawal: eip712.Withdrawal, signature) comes in
-# a later issue: add it here as a new tagged class and to ``_COMMANDS``.
+class Withdraw(Command, frozen=True, tag=True, array_like=True):
+    """A signed withdrawal; ``signer`` must be the account itself (a session key cannot withdraw)."""
+
+    signer: str
+    withdrawal: eip712.Withdrawal
+    signature: bytes
+
+
+class SetWithdrawalHalt(Command, frozen=True, tag=True, array_like=True):
+    """Stop (``halted``) or resume withdrawals to ``chain_id`` (e.g. from reconciliation)."""
+
+    chain_id: int
+    halted: bool
+    reason: str = ""
+
+
+class CloseBatch(Command, frozen=True, tag=True, array_like=True):
+    """Close the next settlement batch; ``journal_hash`` (32 bytes) covers the journal up to ``seq``."""
+
+    journal_hash: bytes
+
+
+class BatchSettled(Command, frozen=True, tag=True, array_like=True):
+    """The vault of ``chain_id`` applied batch ``batch_number`` (seen on chain by the relayer)."""
+
+    chain_id: int
+    batch_number: int
+
 
 _COMMANDS: tuple[type[Command], ...] = (
     DepositCredit,
@@ -160,11 +190,16 @@ _COMMANDS: tuple[type[Command], ...] = (
     RevokeSession,
     PriceUpdate,
     Tick,
+    Withdraw,
+    SetWithdrawalHalt,
+    CloseBatch,
+    BatchSettled,
 )
 
 AnyCommand = Union[
     DepositCredit, PlaceOrder, CancelOrder, CancelAllOrders, AmendOrder,
-    GrantSessionKey, RevokeSession, PriceUpdate, Tick,
+    GrantSessionKey, RevokeSession, PriceUpdate, Tick, Withdraw, SetWithdrawalHalt, CloseBatch,
+    BatchSettled,
 ]
 
 # ------------------------------------------------------------------------ encoding
@@ -175,6 +210,8 @@ _encoder = msgspec.msgpack.Encoder()
 def encode(cmd: Command) -> bytes:
     """Return the msgpack bytes of ``cmd`` (deterministic)."""
     try:
+        if type(cmd) is Withdraw:
+            return _encoder.encode(_withdraw_wire(cmd))
         return _encoder.encode(cmd)
     except OverflowError as e:
         raise CommandError(f"{type(cmd).__name__} seq={cmd.seq}: {e}") from e
@@ -233,6 +270,52 @@ def _cmd_wire(ccls: type[Command]) -> type[msgspec.Struct]:
 
 
 _WIRE_OF = {ccls: _cmd_wire(ccls) for ccls in _SIGNED}
+
+
+# A withdrawal's amount is in the destination token's native units (uint256: $1M of an
+# 18-decimal token is 10^24), beyond msgpack's 64-bit integers. Its journal form holds an
+# amount >= 2**63 as 32 big-endian bytes, a smaller one as an int (same bytes as the map
+# form of the other messages).
+class _WithdrawalWire(msgspec.Struct, frozen=True):
+    account: str
+    token: str
+    amount: Union[int, bytes]
+    destination_chain_id: int
+    recipient: str
+    nonce: int
+    expiry: int
+
+
+class _WithdrawWire(msgspec.Struct, tag="Withdraw", array_like=True, frozen=True):
+    seq: int
+    ts_ms: int
+    signer: str
+    withdrawal: _WithdrawalWire
+    signature: bytes
+
+
+def _withdraw_wire(cmd: Withdraw) -> _WithdrawWire:
+    w = cmd.withdrawal
+    amt = w.amount
+    if isinstance(amt, int) and not isinstance(amt, bool) and 2**63 <= amt < 2**256:
+        amt = amt.to_bytes(32, "big")
+    msg = _WithdrawalWire(w.account, w.token, amt, w.destination_chain_id, w.recipient, w.nonce, w.expiry)
+    return _WithdrawWire(cmd.seq, cmd.ts_ms, cmd.signer, msg, cmd.signature)
+
+
+def _withdraw_converter(validate: bool) -> Any:
+    build = _fast_builder(eip712.Withdrawal, validate)
+
+    def convert(w: _WithdrawWire) -> Withdraw:
+        m = w.withdrawal
+        if type(m.amount) is bytes:
+            m = msgspec.structs.replace(m, amount=int.from_bytes(m.amount, "big"))
+        return Withdraw(w.seq, w.ts_ms, w.signer, build(m), w.signature)
+
+    return convert
+
+
+_WIRE_OF[Withdraw] = _WithdrawWire
 _WIRE_UNION = Union[tuple(_WIRE_OF.get(c, c) for c in _COMMANDS)]  # type: ignore[misc]
 _decoder = msgspec.msgpack.Decoder(_WIRE_UNION)
 
@@ -240,6 +323,8 @@ _decoder = msgspec.msgpack.Decoder(_WIRE_UNION)
 def _converters(validate: bool) -> dict[type, Any]:
     conv: dict[type, Any] = {}
     for ccls, wcls in _WIRE_OF.items():
+        if ccls not in _SIGNED:  # Withdraw has its own converter (see _WithdrawWire)
+            continue
         fname, mcls = _SIGNED[ccls]
         build = _fast_builder(mcls, validate)
 
@@ -252,6 +337,8 @@ def _converters(validate: bool) -> dict[type, Any]:
 
 _CONV_TRUSTED = _converters(False)
 _CONV_VALIDATE = _converters(True)
+_CONV_TRUSTED[_WithdrawWire] = _withdraw_converter(False)
+_CONV_VALIDATE[_WithdrawWire] = _withdraw_converter(True)
 
 
 def decode(data: bytes, validate: bool = False) -> Command:

@@ -22,6 +22,11 @@ __all__ = [
     "InstrumentExpired",
     "SessionKeyGranted",
     "SessionKeyRevoked",
+    "WithdrawalReserved",
+    "WithdrawalsHalted",
+    "BatchClosed",
+    "ChainBatchSettled",
+    "WithdrawalPaid",
 ]
 
 
@@ -108,3 +113,43 @@ class SessionKeyGranted(NamedTuple):
 class SessionKeyRevoked(NamedTuple):
     account: str
     session_key: str
+
+
+class WithdrawalReserved(NamedTuple):
+    """A withdrawal was accepted: ``amount`` (canonical) left the ledger, to be paid on ``chain_id``."""
+
+    withdrawal_id: bytes
+    account: str
+    chain_id: int
+    recipient: str
+    amount: int
+    moved: tuple  # ((from chain, amount), ...) moved to chain_id first
+
+
+class WithdrawalsHalted(NamedTuple):
+    """Withdrawals to ``chain_id`` were stopped (``halted``) or resumed."""
+
+    chain_id: int
+    halted: bool
+    reason: str
+
+
+class BatchClosed(NamedTuple):
+    batch_number: int
+    chains: int
+    withdrawals: int
+    bridged: int  # sum of the bridge legs
+    gross: int  # gross cross-chain obligations netted by this batch
+
+
+class ChainBatchSettled(NamedTuple):
+    """The vault of ``chain_id`` applied batch ``batch_number`` (relayer report)."""
+
+    chain_id: int
+    batch_number: int
+
+
+class WithdrawalPaid(NamedTuple):
+    withdrawal_id: bytes
+    chain_id: int
+    batch_number: int

@@ -9,9 +9,10 @@ no asyncio; iteration is over insertion-ordered dicts or sorted keys only.
 Invariants (each one is checked by ``tests/sequencer``)
     - Conservation: every balance change goes through ``_move``, which sums the step's
       deltas; at the end of ``apply`` the sum must equal the external inflow of the step
-      (the amount of a credited deposit, else 0), or ``ConservationError`` is raised.
-      Fees go to the fee account, penalties and rounding remainders to the insurance
-      fund, so sum(all balances) == sum(credited deposits) always.
+      (the amount of a credited deposit, minus a reserved withdrawal, else 0), or
+      ``ConservationError`` is raised. Fees go to the fee account, penalties and rounding
+      remainders to the insurance fund, so sum(all balances) == sum(credited deposits) -
+      sum(reserved withdrawals) always (``deposited - withdrawn``).
     - Integers only in the ledger. Floats exist only in informational option marks.
     - A reject changes nothing: no balance, position, order, nonce or session changes
       (an order id may be consumed by a book-level FOK/post-only reject, which is not
@@ -91,7 +92,37 @@ Known limits
     Resting orders do not expire at their message ``expiry`` (GTD is a later issue);
     a reduce-only order is checked at entry only; liquidation does not use the book;
     marks for options are Black-76 with one configured vol per underlying (SVI later);
-    ``Withdrawal`` is a later issue (see ``_handlers``).
+    a withdrawal halt refuses new withdrawals only (reserved ones are still batched);
+    an account with a negative total (the insurance fund after a bankruptcy) blocks
+    ``CloseBatch`` (``negative_equity``) until socialised loss exists; ``CloseBatch``
+    scans every account (a dirty set is the next step past ~10^5 accounts).
+
+Withdrawals (``aggregator.core.withdrawals`` has the life cycle)
+    ``Withdraw`` carries a signed ``eip712.Withdrawal``. Only the account itself may sign
+    it: a session key trades but can never move money out (``unauthorized_signer``).
+    Checks, in order, each a reject that changes nothing: signer, nonce/expiry
+    (``nonce_reused``, ``expired``, ``nonce_window``), destination a settlement chain
+    (``unknown_chain``), the chain's token (``unknown_token``), amount > 0 and a whole
+    canonical unit (``invalid_amount``), recipient non-zero (``invalid_recipient``),
+    chain not halted (``withdrawals_halted``, set by the journalled
+    ``SetWithdrawalHalt``), and free collateral: equity minus the amount must still cover
+    the initial requirement including open orders (``insufficient_free_collateral``).
+    Accepted: the shortfall on the destination chain is moved there from the account's
+    other chains (largest balance first, ties by lower chain id), the amount is debited
+    there, and the withdrawal is ``reserved`` until the next ``CloseBatch``.
+
+Batches (``aggregator.core.batch`` has the arithmetic and the netting definitions)
+    The sequencer keeps two views of each (account, chain) settled balance in the vaults:
+    *projected* (after every closed batch is applied; deltas are computed against it so
+    batches may be in flight) and *confirmed* (after the batches the relayer reported
+    with ``BatchSettled``). A credited deposit enters both, as the vault credited it
+    already. ``CloseBatch`` covers each account's negative chain balances from its other
+    chains, computes ``delta = ledger - projected + withdrawals paid``, the legs, and
+    sets projected := ledger; reserved withdrawals become ``batched``. ``BatchSettled``
+    (per chain, in order; a repeat is a no-op) adds that chain's part to the confirmed
+    view and marks its withdrawals ``paid``. The settlement chains are
+    ``config.settlement_chains``; when it is empty (tests, old configs) they are the hub
+    plus every chain a deposit was credited on.
 """
 
 from __future__ import annotations
@@ -107,8 +138,11 @@ from typing import Any
 from aggregator import eip712
 from aggregator.core import commands as C
 from aggregator.core.accounts import Account, Exposure, Market, RestingOrder
+from aggregator.core.batch import Batch, Netting, Payout, SettlementChain, build_batch
 from aggregator.core.events import (
     BankruptcyCovered,
+    BatchClosed,
+    ChainBatchSettled,
     DepositCredited,
     FundingPaid,
     InstrumentExpired,
@@ -119,6 +153,9 @@ from aggregator.core.events import (
     SessionKeyGranted,
     SessionKeyRevoked,
     TradeSettled,
+    WithdrawalPaid,
+    WithdrawalReserved,
+    WithdrawalsHalted,
 )
 from aggregator.core.instruments import (
     EXPIRY_HOUR_UTC,
@@ -151,6 +188,7 @@ from aggregator.core.risk import (
     round_to_tick,
     short_option_unit,
 )
+from aggregator.core.withdrawals import BATCHED, PAID, WithdrawalRecord, pull_to
 
 __all__ = [
     "RejectCode",
@@ -190,6 +228,16 @@ class RejectCode(StrEnum):
     DUPLICATE_CLIENT_ORDER_ID = "duplicate_client_order_id"
     INVALID_AMEND = "invalid_amend"  # no change, or new size at/below the filled size
     INVALID_AMOUNT = "invalid_amount"  # deposit amount <= 0 or malformed account
+    # withdrawals and batches
+    UNKNOWN_CHAIN = "unknown_chain"  # not a settlement chain
+    UNKNOWN_TOKEN = "unknown_token"  # not the chain's settlement token
+    INVALID_RECIPIENT = "invalid_recipient"  # zero address
+    INSUFFICIENT_FREE_COLLATERAL = "insufficient_free_collateral"
+    WITHDRAWALS_HALTED = "withdrawals_halted"
+    NEGATIVE_EQUITY = "negative_equity"  # an account with a negative total cannot be settled
+    INVALID_BATCH = "invalid_batch"  # malformed journal hash or batch number
+    BATCH_OUT_OF_ORDER = "batch_out_of_order"
+    UNKNOWN_BATCH = "unknown_batch"  # not closed yet
 
 
 _NONCE_CODES = {
@@ -251,8 +299,16 @@ class SequencerConfig:
     feeds: Mapping[str, str] | None = None  # feed name -> underlying; default "<SYM>-USD"
     trades_kept: int = 200
     fills_kept: int = 200
+    # chains with a vault (``SettlementChain`` or a bare chain id: 6-decimal token, not checked)
+    settlement_chains: tuple = ()
 
     def __post_init__(self) -> None:
+        chains = tuple(c if isinstance(c, SettlementChain) else SettlementChain(c) for c in self.settlement_chains)
+        if len({c.chain_id for c in chains}) != len(chains):
+            raise ValueError("settlement_chains lists a chain twice")
+        if chains and self.hub_chain_id not in {c.chain_id for c in chains}:
+            raise ValueError(f"the hub chain {self.hub_chain_id} must be a settlement chain")
+        object.__setattr__(self, "settlement_chains", tuple(sorted(chains, key=lambda c: c.chain_id)))
         object.__setattr__(self, "fee_account", eip712.to_checksum_address(self.fee_account))
         object.__setattr__(self, "insurance_account", eip712.to_checksum_address(self.insurance_account))
         if self.fee_account == self.insurance_account:
@@ -336,6 +392,7 @@ class Sequencer:
         self._delta = 0
         self._external = 0
         self._tree: MerkleTree | None = None
+        self._init_settlement()
         self._fee = self._ensure_account(config.fee_account, config.hub_chain_id)
         self._insurance = self._ensure_account(config.insurance_account, config.hub_chain_id)
         for inst in self._registry.active():
@@ -353,9 +410,30 @@ class Sequencer:
             C.RevokeSession: self._revoke,
             C.PriceUpdate: self._price,
             C.Tick: self._tick,
-            # C.RequestWithdrawal: self._withdraw  -- later issue: reserve free collateral,
-            # signed by the account only (never a session key), queued for the next batch.
+            C.Withdraw: self._withdraw,
+            C.SetWithdrawalHalt: self._set_halt,
+            C.CloseBatch: self._close_batch,
+            C.BatchSettled: self._batch_settled,
         }
+
+    def _init_settlement(self) -> None:
+        """Create the withdrawal and batch state (also fills it in on an older snapshot)."""
+        d = self.__dict__
+        d.setdefault("_step_net", {})  # chain -> balance change of the current command
+        d.setdefault("_gross", 0)  # obligations booked since the last batch
+        d.setdefault("_withdrawn", 0)
+        d.setdefault("_deposit_chains", set())
+        d.setdefault("_projected", {})  # (account, chain) -> settled balance after every closed batch
+        d.setdefault("_confirmed", {})  # (account, chain) -> settled balance after reported batches
+        d.setdefault("_withdrawals", {})  # id -> WithdrawalRecord, in reservation order
+        d.setdefault("_acct_withdrawals", {})  # account -> [id]
+        d.setdefault("_reserved", [])  # ids awaiting the next batch
+        d.setdefault("_halted", {})  # chain -> reason
+        d.setdefault("_batch_number", 0)
+        d.setdefault("_batches", {})  # number -> Batch, until every chain reported it
+        d.setdefault("_last_batch", None)
+        d.setdefault("_chain_batch", {})  # chain -> last batch its vault applied
+        d.setdefault("_cumulative", Netting())
 
     # ================================================================== the mutator
 
@@ -368,14 +446,21 @@ class Sequencer:
         self._seq = cmd.seq
         self._delta = 0
         self._external = 0
+        if self._step_net:  # left over by a command that raised
+            self._step_net.clear()
         try:
             out = self._handlers[type(cmd)](cmd)
         except _Reject as r:
-            if self._delta:
+            if self._delta or self._step_net:
                 raise ConservationError(f"seq {cmd.seq}: reject after a balance move") from None
             return Outcome(cmd.seq, False, r.code.value, r.message, (), {})
         if self._delta != self._external:
             raise ConservationError(f"seq {cmd.seq}: deltas sum to {self._delta}, inflow {self._external}")
+        sn = self._step_net
+        if sn:  # gross cross-chain obligation of this command (see aggregator.core.batch)
+            if len(sn) > 1:
+                self._gross += sum(v for v in sn.values() if v > 0)
+            sn.clear()
         return out
 
     # ------------------------------------------------------------------ ledger
@@ -387,7 +472,18 @@ class Sequencer:
             b[c] = b.get(c, 0) + amount
             acct.total += amount
             self._delta += amount
+            sn = self._step_net
+            sn[c] = sn.get(c, 0) + amount
             self._tree = None
+
+    def _shift(self, acct: Account, src: int, dst: int, amount: int) -> None:
+        """Move ``amount`` of an account's balance from chain ``src`` to chain ``dst`` (total unchanged)."""
+        b = acct.balances
+        b[src] = b.get(src, 0) - amount
+        b[dst] = b.get(dst, 0) + amount
+        sn = self._step_net
+        sn[src] = sn.get(src, 0) - amount
+        sn[dst] = sn.get(dst, 0) + amount
 
     def _ensure_account(self, address: str, chain_id: int) -> Account:
         acct = self._accounts.get(address)
@@ -414,6 +510,9 @@ class Sequencer:
         if not isinstance(cmd.amount, int) or cmd.amount <= 0:
             raise _Reject(RejectCode.INVALID_AMOUNT, f"deposit amount must be positive, got {cmd.amount}")
         addr = self._canonical(cmd.account)
+        chains = self._cfg.settlement_chains
+        if chains and cmd.chain_id not in {c.chain_id for c in chains}:
+            raise _Reject(RejectCode.UNKNOWN_CHAIN, f"chain {cmd.chain_id} is not a settlement chain")
         key = (cmd.chain_id, cmd.deposit_nonce)
         if key in self._deposits:
             return Outcome(cmd.seq, True, None, "duplicate deposit ignored", (),
@@ -427,6 +526,10 @@ class Sequencer:
         self._external += cmd.amount
         self._deposited += cmd.amount
         self._tree = None
+        vk = (addr, cmd.chain_id)  # the vault credited the settled balance already
+        self._projected[vk] = self._projected.get(vk, 0) + cmd.amount
+        self._confirmed[vk] = self._confirmed.get(vk, 0) + cmd.amount
+        self._deposit_chains.add(cmd.chain_id)
         ev = DepositCredited(addr, cmd.chain_id, cmd.deposit_nonce, cmd.amount)
         return Outcome(cmd.seq, True, None, "", (ev,),
                        {"credited": True, "duplicate": False, "account": addr, "chain_id": cmd.chain_id,
@@ -1132,6 +1235,175 @@ class Sequencer:
             out.append({"instrument": m.name, "rate_e8": rate, "mark": mark, "paid": paid, "received": received})
         return out
 
+    # ------------------------------------------------------------------ withdrawals and batches
+
+    def _chain_ids(self) -> tuple[int, ...]:
+        """Return the settlement chains, ascending (see the module doc)."""
+        chains = self._cfg.settlement_chains
+        if chains:
+            return tuple(c.chain_id for c in chains)
+        return tuple(sorted(self._deposit_chains | {self._cfg.hub_chain_id}))
+
+    def _chain_spec(self, chain_id: int) -> SettlementChain | None:
+        chains = self._cfg.settlement_chains
+        if chains:
+            for c in chains:
+                if c.chain_id == chain_id:
+                    return c
+            return None
+        return SettlementChain(chain_id) if chain_id in self._chain_ids() else None
+
+    def _withdraw(self, cmd: C.Withdraw) -> Outcome:
+        w = cmd.withdrawal
+        addr = w.account
+        if cmd.signer != addr:
+            raise _Reject(RejectCode.UNAUTHORIZED_SIGNER,
+                          f"a withdrawal must be signed by {addr} itself (session keys cannot withdraw)")
+        nkey = (addr, cmd.signer)
+        self._nonce_check(nkey, w.nonce, w.expiry)
+        dest = w.destination_chain_id
+        spec = self._chain_spec(dest)
+        if spec is None:
+            raise _Reject(RejectCode.UNKNOWN_CHAIN, f"chain {dest} is not a settlement chain")
+        if spec.token is not None and w.token != spec.token:
+            raise _Reject(RejectCode.UNKNOWN_TOKEN, f"token {w.token} is not the settlement token of chain {dest}")
+        native = w.amount
+        scale = spec.scale
+        if not isinstance(native, int) or isinstance(native, bool) or native <= 0 or native % scale:
+            raise _Reject(RejectCode.INVALID_AMOUNT,
+                          f"amount {native} must be a positive multiple of {scale} (one canonical unit)")
+        amount = native // scale
+        if int(w.recipient, 16) == 0:
+            raise _Reject(RejectCode.INVALID_RECIPIENT, "the recipient must not be the zero address")
+        if dest in self._halted:
+            raise _Reject(RejectCode.WITHDRAWALS_HALTED, f"withdrawals on chain {dest} are halted: {self._halted[dest]}")
+        wid = eip712.struct_hash(w)
+        if wid in self._withdrawals:
+            raise _Reject(RejectCode.NONCE_REUSED, f"withdrawal 0x{wid.hex()} was already accepted")
+        acct = self._accounts.get(addr)
+        if acct is None:
+            raise _Reject(RejectCode.INSUFFICIENT_FREE_COLLATERAL, f"{addr} has no collateral")
+        im = self._initial(acct)
+        if acct.total - amount < im:
+            raise _Reject(RejectCode.INSUFFICIENT_FREE_COLLATERAL,
+                          f"free collateral {acct.total - im} (equity {acct.total}, initial margin {im}) < {amount}")
+        # ------------------------------------------------ accepted: effects from here on
+        self._nonce_use(nkey, w.nonce, w.expiry)
+        moves = pull_to(acct.balances, dest, amount)
+        for src, amt in moves:
+            self._shift(acct, src, dest, amt)
+        b = acct.balances
+        b[dest] = b.get(dest, 0) - amount
+        acct.total -= amount
+        self._delta -= amount
+        self._external -= amount
+        self._withdrawn += amount
+        self._tree = None
+        rec = WithdrawalRecord(wid, addr, w.recipient, dest, w.token, amount, native, w.nonce, cmd.seq, cmd.ts_ms,
+                               moves)
+        self._withdrawals[wid] = rec
+        self._acct_withdrawals.setdefault(addr, []).append(wid)
+        self._reserved.append(wid)
+        ev = WithdrawalReserved(wid, addr, dest, w.recipient, amount, moves)
+        return Outcome(cmd.seq, True, None, "", (ev,), rec.to_dict())
+
+    def _set_halt(self, cmd: C.SetWithdrawalHalt) -> Outcome:
+        c = cmd.chain_id
+        if self._chain_spec(c) is None:
+            raise _Reject(RejectCode.UNKNOWN_CHAIN, f"chain {c} is not a settlement chain")
+        if cmd.halted:
+            self._halted[c] = cmd.reason
+        else:
+            self._halted.pop(c, None)
+        return Outcome(cmd.seq, True, None, "", (WithdrawalsHalted(c, bool(cmd.halted), cmd.reason),),
+                       {"chain_id": c, "halted": bool(cmd.halted), "reason": cmd.reason})
+
+    def _plan(self, seq: int, ts_ms: int, journal_hash: bytes):  # noqa: ANN202 - BatchPlan
+        """Build the next batch from the current state without changing it (``_Reject`` if impossible)."""
+        for a in self._accounts.values():
+            if a.total < 0:
+                raise _Reject(RejectCode.NEGATIVE_EQUITY,
+                              f"account {a.address} has a negative total {a.total}: it cannot be settled")
+        ws = self._withdrawals
+        payouts = [Payout(r.withdrawal_id, r.account, r.recipient, r.chain_id, r.amount)
+                   for r in (ws[i] for i in self._reserved)]
+        try:
+            return build_batch(number=self._batch_number + 1, seq=seq, ts_ms=ts_ms, chains=self._chain_ids(),
+                               balances={a: acct.balances for a, acct in self._accounts.items()},
+                               settled=self._projected, payouts=payouts, gross=self._gross,
+                               cumulative=self._cumulative, state_root=self.state_root(), journal_hash=journal_hash)
+        except ValueError as e:
+            raise _Reject(RejectCode.UNKNOWN_CHAIN, str(e)) from None
+
+    def _close_batch(self, cmd: C.CloseBatch) -> Outcome:
+        jh = cmd.journal_hash
+        if not isinstance(jh, bytes) or len(jh) != 32:
+            raise _Reject(RejectCode.INVALID_BATCH, "journal_hash must be 32 bytes")
+        plan = self._plan(cmd.seq, cmd.ts_ms, jh)
+        # ------------------------------------------------ effects (totals, hence the state root, unchanged)
+        batch = plan.batch
+        n = batch.number
+        for addr, bals in plan.targets.items():
+            self._accounts[addr].balances.update(bals)
+        proj = self._projected
+        for part in batch.chains:
+            c = part.chain_id
+            for addr, d in part.deltas:
+                k = (addr, c)
+                proj[k] = proj.get(k, 0) + d
+            for w in part.withdrawals:
+                k = (w.account, c)
+                proj[k] -= w.amount
+        ws = self._withdrawals
+        for wid in self._reserved:
+            r = ws[wid]
+            r.status = BATCHED
+            r.batch_number = n
+        self._reserved = []
+        self._gross = 0
+        self._cumulative = batch.cumulative
+        self._batch_number = n
+        self._batches[n] = batch
+        self._last_batch = batch
+        net = batch.netting
+        ev = BatchClosed(n, len(batch.chains), len(batch.withdrawals), net.bridged, net.gross)
+        return Outcome(cmd.seq, True, None, "", (ev,),
+                       {"batch_number": n, "withdrawals": len(batch.withdrawals), "legs": len(batch.legs),
+                        "netting": net.to_dict(), "cumulative": batch.cumulative.to_dict()})
+
+    def _batch_settled(self, cmd: C.BatchSettled) -> Outcome:
+        c = cmd.chain_id
+        n = cmd.batch_number
+        if not isinstance(n, int) or n < 1:
+            raise _Reject(RejectCode.INVALID_BATCH, f"batch number {n} must be >= 1")
+        last = self._chain_batch.get(c, 0)
+        if n <= last:
+            return Outcome(cmd.seq, True, None, "duplicate batch report ignored", (),
+                           {"chain_id": c, "batch_number": n, "duplicate": True})
+        if n != last + 1:
+            raise _Reject(RejectCode.BATCH_OUT_OF_ORDER, f"chain {c} applied batch {last}; {n} cannot be next")
+        batch = self._batches.get(n)
+        if batch is None:
+            raise _Reject(RejectCode.UNKNOWN_BATCH, f"batch {n} has not been closed")
+        try:
+            part = batch.chain(c)
+        except KeyError:
+            raise _Reject(RejectCode.UNKNOWN_CHAIN, f"chain {c} is not in batch {n}") from None
+        conf = self._confirmed
+        for addr, d in part.deltas:
+            k = (addr, c)
+            conf[k] = conf.get(k, 0) + d
+        events: list = [ChainBatchSettled(c, n)]
+        for w in part.withdrawals:
+            conf[(w.account, c)] -= w.amount
+            self._withdrawals[w.withdrawal_id].status = PAID
+            events.append(WithdrawalPaid(w.withdrawal_id, c, n))
+        self._chain_batch[c] = n
+        if all(self._chain_batch.get(d, 0) >= n for d in batch.domains):
+            del self._batches[n]
+        return Outcome(cmd.seq, True, None, "", tuple(events),
+                       {"chain_id": c, "batch_number": n, "duplicate": False, "withdrawals_paid": len(part.withdrawals)})
+
     # ================================================================== reads
 
     @property
@@ -1302,6 +1574,76 @@ class Sequencer:
         """Return session key -> valid-until (ms) of an account (expired ones included)."""
         return dict(self._sessions.get(address, {}))
 
+    # ------------------------------------------------------------------ withdrawal and batch reads
+
+    @property
+    def withdrawn(self) -> int:
+        """Return the sum of reserved withdrawals (canonical units): balances == deposited - withdrawn."""
+        return self._withdrawn
+
+    def settlement_chains(self) -> tuple[int, ...]:
+        """Return the chains every batch covers (the hub's registered domains), ascending."""
+        return self._chain_ids()
+
+    def withdrawal(self, withdrawal_id: bytes | str) -> dict | None:
+        """Return one withdrawal (status ``reserved``/``batched``/``paid``), or None."""
+        if isinstance(withdrawal_id, str):
+            try:
+                withdrawal_id = bytes.fromhex(withdrawal_id.removeprefix("0x"))
+            except ValueError:
+                return None
+        r = self._withdrawals.get(withdrawal_id)
+        return None if r is None else r.to_dict()
+
+    def withdrawals(self, account: str, status: str | None = None) -> list[dict]:
+        """Return the account's withdrawals, oldest first (optionally one status only)."""
+        ids = self._acct_withdrawals.get(self._canonical_read(account), ())
+        out = [self._withdrawals[i].to_dict() for i in ids]
+        return out if status is None else [d for d in out if d["status"] == status]
+
+    def withdrawals_halted(self) -> dict[int, str]:
+        """Return chain -> reason for every chain whose withdrawals are halted."""
+        return dict(sorted(self._halted.items()))
+
+    def pending_batch_preview(self, journal_hash: bytes = bytes(32)) -> Batch:
+        """Return the batch a ``CloseBatch`` now would close (number, deltas, legs, netting), changing nothing.
+
+        Raise ``ValueError`` with the reject code if it could not be closed.
+        """
+        try:
+            return self._plan(self._seq, self._now_ms, journal_hash).batch
+        except _Reject as r:
+            raise ValueError(f"{r.code.value}: {r.message}") from None
+
+    def last_batch(self) -> Batch | None:
+        """Return the most recently closed batch, or None."""
+        return self._last_batch
+
+    def batch(self, number: int) -> Batch | None:
+        """Return a closed batch some chain has not reported applied yet (or the last one), or None."""
+        b = self._batches.get(number)
+        if b is None and self._last_batch is not None and self._last_batch.number == number:
+            return self._last_batch
+        return b
+
+    def last_settled_batch(self, chain_id: int) -> int:
+        """Return the number of the last batch the vault of ``chain_id`` reported applied (0: none)."""
+        return self._chain_batch.get(chain_id, 0)
+
+    def settled_balances(self, chain_id: int, confirmed: bool = True) -> dict[str, int]:
+        """Return account -> settled balance on ``chain_id`` (non-zero only, by address).
+
+        ``confirmed``: as of the batches the vault reported applied (plus credited deposits),
+        which reconciliation compares with the vault; else projected after every closed batch.
+        """
+        view = self._confirmed if confirmed else self._projected
+        return {a: v for (a, c), v in sorted(view.items()) if c == chain_id and v}
+
+    def netting(self) -> dict:
+        """Return the cumulative netting report and the obligations booked since the last batch."""
+        cum = self._cumulative
+        return {"batches": self._batch_number, **cum.to_dict(), "pending_gross": self._gross}
+
     # ================================================================== snapshot
 
     _NOT_STATE = ("_cfg", "_handlers", "_tree")
@@ -1318,5 +1660,6 @@ class Sequencer:
         self.__dict__.update(pickle.loads(data))  # noqa: S301 - our own snapshot
         self._cfg = config
         self._tree = None
+        self._init_settlement()
         self._handlers = self._make_handlers()
         return self
