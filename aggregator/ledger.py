@@ -1,13 +1,20 @@
-"""The ledger store: deposits credited exactly once to one account across all chains.
+"""The ledger store: each vault's custody per account, as the chain has it, exactly once.
 
 A unified account holds a settled balance per chain (native token units, exactly what
 the vault on that chain holds for it). Its margin value is the sum over chains of each
 balance in internal units, each rounded down (see ``aggregator.units``).
 
-Exactly once: ``ledger_deposit``'s primary key is (chain id, deposit nonce). A batch of
-deposits and the watcher cursor that covers them are written in one transaction; a
-replayed or re-scanned deposit is recognised by its key and skipped, and a concurrent
-writer that wins the race makes the loser retry and skip.
+What moves a balance here is what moved it on-chain, read from the vault's logs:
+``Deposit`` (credit), and ``BatchApplied`` (the batch's deltas and withdrawals for that
+chain, taken from the ``settlement_body`` the batcher stored before submitting the
+batch, and checked against the log's totals). ``WithdrawalPaid`` records the payment's
+transaction.
+
+Exactly once: ``ledger_deposit``'s primary key is (chain id, deposit nonce),
+``settlement_applied``'s is (chain id, batch number). The logs of a block range and the
+watcher cursor that covers them are written in one transaction; a replayed or re-scanned
+log is recognised by its key and skipped, and a concurrent writer that wins the race
+makes the loser retry and skip.
 """
 
 from __future__ import annotations
@@ -22,14 +29,27 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, select
 
 from aggregator.config import Settings
-from aggregator.models import Account, Balance, ChainAlert, ChainBlock, ChainCursor, Deposit, utcnow
+from aggregator.models import (
+    Account,
+    Balance,
+    ChainAlert,
+    ChainBlock,
+    ChainCursor,
+    Deposit,
+    SettlementApplied,
+    SettlementBody,
+    WithdrawalPayment,
+    utcnow,
+)
 from aggregator.units import to_internal
-from bridges.events import DepositEvent
+from bridges.events import BatchAppliedEvent, DepositEvent, WithdrawalPaidEvent
+from bridges.messages import decode_settlement, native_scale
 from bridges.watcher import Cursor
 
 log = logging.getLogger(__name__)
 
 KEEP_BLOCK_HASHES = 512
+VaultEvent = DepositEvent | BatchAppliedEvent | WithdrawalPaidEvent
 
 
 @dataclass(frozen=True)
@@ -75,11 +95,12 @@ class LedgerError(Exception):
 class Ledger:
     """Ledger operations over one database engine (SQLite or PostgreSQL)."""
 
-    def __init__(self, engine: Engine, settings: Settings) -> None:
+    def __init__(self, engine: Engine, settings: Settings, tokens: dict[int, str] | None = None) -> None:
         self.engine = engine
         self.settings = settings
         self._decimals = {c.chain_id: c.token.decimals for c in settings.chains}
         self._names = {c.chain_id: c.name for c in settings.chains}
+        self.tokens = dict(tokens or {})  # chain id -> settlement token (needed to apply batches)
 
     def to_internal(self, chain_id: int, native: int) -> int:
         """Return ``native`` units of ``chain_id``'s token in internal units (rounded down)."""
@@ -92,39 +113,46 @@ class Ledger:
     def apply_deposits(
         self,
         chain_id: int,
-        events: Sequence[DepositEvent],
+        events: Sequence[VaultEvent],
         cursor_name: str,
         cursor: Cursor,
         blocks: Iterable[tuple[int, str]] = (),
-    ) -> list[DepositEvent]:
-        """Credit ``events`` not credited before, and move the cursor, in one transaction.
+    ) -> list[VaultEvent]:
+        """Apply the vault ``events`` not applied before, and move the cursor, in one transaction.
 
-        Return the events that were newly credited. ``blocks`` are (number, hash) pairs
-        of processed blocks, kept for reorg walk-back.
+        ``events`` are deposits, applied batches and paid withdrawals of ``chain_id`` (in
+        log order). Return the events that were newly applied. ``blocks`` are (number,
+        hash) pairs of processed blocks, kept for reorg walk-back.
         """
         if chain_id not in self._decimals:
             raise LedgerError(f"unknown chain id {chain_id}")
         blocks = list(blocks)
         for attempt in range(5):
             try:
-                return self._apply_deposits_once(chain_id, events, cursor_name, cursor, blocks)
+                return self._apply_once(chain_id, events, cursor_name, cursor, blocks)
             except (IntegrityError, OperationalError) as e:
                 # Another writer credited some of these (or held the lock) first: retry,
                 # and the deposits it credited are then skipped by key.
-                log.info("deposit batch on chain %d retried after %s", chain_id, type(e).__name__)
+                log.info("vault log batch on chain %d retried after %s", chain_id, type(e).__name__)
                 if attempt == 4:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _apply_deposits_once(self, chain_id, events, cursor_name, cursor, blocks) -> list[DepositEvent]:
-        credited: list[DepositEvent] = []
+    apply_vault_events = apply_deposits
+
+    def _apply_once(self, chain_id, events, cursor_name, cursor, blocks) -> list[VaultEvent]:
+        deposits = [e for e in events if isinstance(e, DepositEvent)]
+        batches = [e for e in events if isinstance(e, BatchAppliedEvent)]
+        paid = [e for e in events if isinstance(e, WithdrawalPaidEvent)]
+        applied: list[VaultEvent] = []
         with Session(self.engine) as s, s.no_autoflush:
             seen: set[int] = set()
-            nonces = [e.deposit_nonce for e in events]
+            nonces = [e.deposit_nonce for e in deposits]
             for part in _chunks(nonces):
                 seen.update(s.exec(select(Deposit.deposit_nonce).where(
                     Deposit.chain_id == chain_id, Deposit.deposit_nonce.in_(part))).all())  # type: ignore[attr-defined]
-            for e in events:
+            credited: list[DepositEvent] = []
+            for e in deposits:
                 if e.chain_id != chain_id:
                     raise LedgerError(f"deposit from chain {e.chain_id} in a batch for chain {chain_id}")
                 if e.amount <= 0:
@@ -134,6 +162,17 @@ class Ledger:
                     credited.append(e)
             if credited:
                 self._credit(s, chain_id, credited)
+            applied.extend(credited)
+            for b in sorted(batches, key=lambda b: b.batch_number):
+                if s.get(SettlementApplied, (chain_id, b.batch_number)) is None:
+                    self._apply_batch(s, chain_id, b)
+                    applied.append(b)
+            for p in paid:
+                if s.get(WithdrawalPayment, p.withdrawal_id) is None:
+                    s.add(WithdrawalPayment(withdrawal_id=p.withdrawal_id, chain_id=chain_id, account=p.account,
+                                            recipient=p.recipient, amount_native=p.amount,
+                                            block_number=p.block_number, tx_hash=p.tx_hash))
+                    applied.append(p)
             row = s.get(ChainCursor, (chain_id, cursor_name))
             if row is None:
                 s.add(ChainCursor(chain_id=chain_id, name=cursor_name, block_number=cursor.block_number,
@@ -147,7 +186,78 @@ class Ledger:
                 ChainBlock.chain_id == chain_id, ChainBlock.name == cursor_name,
                 ChainBlock.number < cursor.block_number - KEEP_BLOCK_HASHES))
             s.commit()
-        return credited
+        return applied
+
+    def _apply_batch(self, s: Session, chain_id: int, ev: BatchAppliedEvent) -> None:
+        """Apply one ``BatchApplied`` log: the stored body's deltas and withdrawals, checked
+        against the log's totals (a mismatch means the body is not what the vault applied)."""
+        row = s.get(SettlementBody, (ev.batch_number, chain_id))
+        token = self.tokens.get(chain_id)
+        if row is None or token is None:
+            raise LedgerError(f"chain {chain_id} applied batch {ev.batch_number} but the ledger has "
+                              f"{'no body for it' if row is None else 'no settlement token for the chain'}")
+        body = decode_settlement(bytes.fromhex(row.body.removeprefix("0x")))
+        scale = native_scale(self._decimals[chain_id])
+        changes: dict[str, int] = {}
+        debited = credited = withdrawn = 0
+        for d in body.deltas:
+            changes[d.account] = changes.get(d.account, 0) + d.amount * scale
+            if d.amount < 0:
+                debited += -d.amount * scale
+            else:
+                credited += d.amount * scale
+        for w in body.withdrawals:
+            changes[w.account] = changes.get(w.account, 0) - w.amount * scale
+            withdrawn += w.amount * scale
+        if (debited, credited, withdrawn) != (ev.debited, ev.credited, ev.withdrawn):
+            raise LedgerError(f"chain {chain_id} batch {ev.batch_number}: log totals {ev.debited}/{ev.credited}/"
+                              f"{ev.withdrawn} != stored body {debited}/{credited}/{withdrawn}")
+        self._adjust(s, chain_id, token, changes)
+        s.add(SettlementApplied(chain_id=chain_id, batch_number=ev.batch_number, block_number=ev.block_number,
+                                block_hash=ev.block_hash, tx_hash=ev.tx_hash, log_index=ev.log_index))
+
+    def _adjust(self, s: Session, chain_id: int, token: str, changes: dict[str, int]) -> None:
+        """Add ``changes`` (native units, by account) to balances on ``chain_id``; never below zero."""
+        accounts = sorted(changes)
+        known = set(s.exec(select(Account.address).where(Account.address.in_(accounts))).all())  # type: ignore[attr-defined]
+        missing = [{"address": a, "created_at": utcnow()} for a in accounts if a not in known]
+        if missing:
+            s.execute(insert(Account), missing)
+        rows = {b.account: b for b in s.exec(select(Balance).where(
+            Balance.chain_id == chain_id, Balance.token == token, Balance.account.in_(accounts))).all()}  # type: ignore[attr-defined]
+        now = utcnow()
+        for a in accounts:
+            bal = rows.get(a) or Balance(account=a, chain_id=chain_id, token=token, native=0)
+            bal.native += changes[a]
+            if bal.native < 0:
+                raise LedgerError(f"chain {chain_id}: settlement takes {a} below zero ({bal.native})")
+            bal.updated_at = now
+            s.add(bal)
+        s.flush()
+
+    def store_settlements(self, batch_number: int, bodies: dict[int, bytes]) -> None:
+        """Record what batch ``batch_number`` changes per chain (idempotent; a different body is refused)."""
+        with Session(self.engine) as s:
+            for chain_id, body in sorted(bodies.items()):
+                text = "0x" + bytes(body).hex()
+                row = s.get(SettlementBody, (batch_number, chain_id))
+                if row is None:
+                    s.add(SettlementBody(batch_number=batch_number, chain_id=chain_id, body=text))
+                elif row.body != text:
+                    raise LedgerError(f"batch {batch_number} on chain {chain_id} is already stored with another body")
+            s.commit()
+
+    def withdrawal_payment(self, withdrawal_id: str) -> WithdrawalPayment | None:
+        """Return the on-chain payment of a withdrawal (``0x`` hex id), if its log was seen."""
+        with Session(self.engine) as s:
+            return s.get(WithdrawalPayment, withdrawal_id.lower())
+
+    def applied_batches(self, chain_id: int, after: int = 0) -> list[SettlementApplied]:
+        """Return the batches ``chain_id``'s vault applied with a number above ``after``, in order."""
+        with Session(self.engine) as s:
+            return list(s.exec(select(SettlementApplied).where(
+                SettlementApplied.chain_id == chain_id, SettlementApplied.batch_number > after)
+                .order_by(SettlementApplied.batch_number)).all())
 
     def _credit(self, s: Session, chain_id: int, events: list[DepositEvent]) -> None:
         """Add the accounts, balances and deposit rows for ``events`` (all new, one chain)."""

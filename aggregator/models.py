@@ -119,3 +119,45 @@ class ChainAlert(SQLModel, table=True):
     kind: str = Field(max_length=32)
     message: str
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class SettlementBody(SQLModel, table=True):
+    """What one batch changes on one chain (``abi.encode(ChainSettlement)``, hex), stored by
+    the batcher *before* the batch is submitted, so the vault watcher can always apply a
+    ``BatchApplied`` log to the ledger exactly as the vault applied it."""
+
+    __tablename__ = "settlement_body"
+
+    batch_number: int = Field(primary_key=True)
+    chain_id: int = Field(primary_key=True)
+    body: str
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class SettlementApplied(SQLModel, table=True):
+    """A vault's ``BatchApplied`` log, applied to the ledger once per (chain, batch)."""
+
+    __tablename__ = "settlement_applied"
+
+    chain_id: int = Field(primary_key=True)
+    batch_number: int = Field(primary_key=True)
+    block_number: int
+    block_hash: str = Field(max_length=66)
+    tx_hash: str = Field(max_length=66)
+    log_index: int
+    applied_at: datetime = Field(default_factory=utcnow)
+
+
+class WithdrawalPayment(SQLModel, table=True):
+    """A vault's ``WithdrawalPaid`` log: the withdrawal left the vault in this transaction."""
+
+    __tablename__ = "settlement_withdrawal_paid"
+
+    withdrawal_id: str = Field(primary_key=True, max_length=66)
+    chain_id: int = Field(index=True)
+    account: str = Field(max_length=42)
+    recipient: str = Field(max_length=42)
+    amount_native: int = _u256()
+    block_number: int
+    tx_hash: str = Field(max_length=66)
+    paid_at: datetime = Field(default_factory=utcnow)

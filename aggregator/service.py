@@ -39,7 +39,7 @@ from aggregator.reconcile import Reconciler
 from aggregator.sequencer_service import SequencerService, default_sequencer_config, default_sequencer_factory
 from aggregator.trading_node import DepositForwarder, OracleFeed
 from bridges.chain import ChainClient
-from bridges.events import DEPOSIT_TOPIC
+from bridges.events import VAULT_TOPICS
 from bridges.watcher import EventWatcher
 
 if TYPE_CHECKING:
@@ -75,7 +75,7 @@ class Service:
     oracle_feed: OracleFeed | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
-        self.ledger = Ledger(self.engine, self.settings)
+        self.ledger = Ledger(self.engine, self.settings, tokens={c.chain_id: c.token for c in self.deployment.chains})
 
     @property
     def url(self) -> str:
@@ -103,7 +103,7 @@ class Service:
             conf = self.settings.chain(c.chain_id)
             client = ChainClient(c.name, c.rpc_url, c.chain_id)
             self._clients.append(client)
-            w = EventWatcher(client, sink, name=CURSOR_NAME, address=c.vault, topic0=DEPOSIT_TOPIC,
+            w = EventWatcher(client, sink, name=CURSOR_NAME, address=c.vault, topic0=VAULT_TOPICS,
                              confirmations=conf.confirmations, start_block=c.deploy_block,
                              poll_interval=self.poll_interval)
             self.watchers.append(w)

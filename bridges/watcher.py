@@ -61,7 +61,8 @@ class WatcherStats:
 
 
 class EventWatcher:
-    """Polls one chain for logs of ``address`` matching ``topic0`` and feeds a sink."""
+    """Polls one chain for logs of ``address`` whose first topic is ``topic0`` (one, or any of
+    several) and feeds a sink."""
 
     def __init__(
         self,
@@ -70,7 +71,7 @@ class EventWatcher:
         *,
         name: str,
         address: str | list[str],
-        topic0: str,
+        topic0: str | Sequence[str],
         confirmations: int,
         start_block: int = 0,
         batch_blocks: int = 2_000,
@@ -84,7 +85,7 @@ class EventWatcher:
         self.sink = sink
         self.name = name
         self.address = address
-        self.topic0 = topic0
+        self.topic0 = topic0 if isinstance(topic0, str) else list(topic0)  # a list is an OR in eth_getLogs
         self.confirmations = confirmations
         self.start_block = start_block
         self.batch_blocks = batch_blocks
