@@ -71,6 +71,7 @@ __all__ = [
 ]
 
 UINT64 = 1 << 64
+UINT256 = 1 << 256
 MAX_BATCH = 50
 
 
@@ -115,15 +116,16 @@ class SignedKind:
     command: type
     wire: type[msgspec.Struct]
     request: type[msgspec.Struct]
-    uints: tuple[tuple[str, str], ...]  # (solidity name, attribute) of uint fields
+    uints: tuple[tuple[str, str, int], ...]  # (solidity name, attribute, exclusive bound) of uint fields
     attrs: tuple[str, ...]
 
 
-def _kind(name: str, field: str, message: type, command: type) -> SignedKind:
+def _kind(name: str, field: str, message: type, command: type, wide: tuple[str, ...] = ()) -> SignedKind:
+    """``wide``: uint256 fields the journal stores at full width (a withdrawal's native amount)."""
     wire = _wire_struct(message)
     req = msgspec.defstruct(f"{message.PRIMARY_TYPE}Request", [(field, wire), ("signature", str)],
                             forbid_unknown_fields=True)
-    uints = tuple((s, a) for s, a, t in message.FIELDS if t.startswith("uint"))
+    uints = tuple((s, a, UINT256 if a in wide else UINT64) for s, a, t in message.FIELDS if t.startswith("uint"))
     return SignedKind(name, field, message, command, wire, req, uints, tuple(a for _, a, _ in message.FIELDS))
 
 
@@ -134,6 +136,7 @@ KINDS: dict[str, SignedKind] = {k.name: k for k in (
     _kind("amend", "amend", eip712.Amend, C.AmendOrder),
     _kind("session_key", "sessionKey", eip712.SessionKey, C.GrantSessionKey),
     _kind("revoke_session_key", "revoke", eip712.RevokeSessionKey, C.RevokeSession),
+    _kind("withdrawal", "withdrawal", eip712.Withdrawal, C.Withdraw, wide=("amount",)),
 )}
 _BY_COMMAND = {k.command: k for k in KINDS.values()}
 
@@ -146,14 +149,15 @@ _BATCH_DECODER = msgspec.json.Decoder(_OrderBatch)
 def build_message(kind: SignedKind, wire: Any) -> Any:
     """Build and validate the EIP-712 message from its wire struct; ``RequestError`` otherwise."""
     kw = {a: getattr(wire, a) for a in kind.attrs}
-    for sol, a in kind.uints:
+    for sol, a, bound in kind.uints:
         v = kw[a]
         if type(v) is str:
-            if not v.isascii() or not v.isdigit() or (len(v) > 1 and v[0] == "0"):
+            if not v.isascii() or not v.isdigit() or (len(v) > 1 and v[0] == "0") or len(v) > 78:
                 raise RequestError("invalid_request", f"{sol} must be a decimal integer string, got {v[:40]!r}")
             v = kw[a] = int(v)
-        if not 0 <= v < UINT64:
-            raise RequestError("invalid_request", f"{sol} = {v} is out of range (0 <= {sol} < 2**64)")
+        if not 0 <= v < bound:
+            raise RequestError("invalid_request", f"{sol} = {v} is out of range (0 <= {sol} < "
+                                                  f"2**{bound.bit_length() - 1})")
     try:
         return kind.message(**kw)
     except eip712.MessageError as e:
