@@ -583,6 +583,85 @@ def deposit_to_malformed_address():
     return h, deposit("0x1234", 5 * USDC), lambda h: h.apply(deposit(DAVE, 5 * USDC))
 
 
+# ---------------------------------------------------------------- withdrawals and batches
+# (the accepted paths and the vault model are in tests/settlement/test_withdrawals_core.py
+# and test_batch_core.py; no follow-up accepts a withdrawal here, since Harness checks
+# sum(balances) == deposited and an accepted withdrawal lowers the balances)
+
+
+def withdraw(account: str, amount: int, *, now_ms: int, chain: int = 1, signer: str | None = None,
+             recipient: str | None = None, token: str | None = None, nonce: int = N) -> Make:
+    w = eip712.Withdrawal(account=account, token=token or addr(0x70C1), amount=amount, destination_chain_id=chain,
+                          recipient=recipient or account, nonce=nonce, expiry=now_ms // 1000 + 3600)
+    return lambda s, t: C.Withdraw(s, t, signer or account, w, SIG)
+
+
+@case(U.UNAUTHORIZED_SIGNER)
+def withdraw_by_session_key():
+    h = base()
+    return h, withdraw(ALICE, USDC, signer=SESSION, now_ms=h.now), None
+
+
+@case(U.UNKNOWN_CHAIN)
+def withdraw_to_chain_without_vault():
+    h = base()
+    return h, withdraw(ALICE, USDC, chain=99, now_ms=h.now), None
+
+
+@case(U.UNKNOWN_TOKEN)
+def withdraw_of_other_token():
+    from aggregator.core.batch import SettlementChain
+
+    h = base(settlement_chains=(SettlementChain(1, addr(0x70C1)),))
+    return h, withdraw(ALICE, USDC, token=addr(0xDEAD), now_ms=h.now), None
+
+
+@case(U.INVALID_RECIPIENT)
+def withdraw_to_zero_address():
+    h = base()
+    return h, withdraw(ALICE, USDC, recipient="0x" + "00" * 20, now_ms=h.now), None
+
+
+@case(U.INSUFFICIENT_FREE_COLLATERAL)
+def withdraw_beyond_free_collateral():
+    h = base()
+    return h, withdraw(ALICE, 100_000 * USDC, now_ms=h.now), None
+
+
+@case(U.WITHDRAWALS_HALTED)
+def withdraw_on_halted_chain():
+    h = base()
+    assert h.apply(lambda s, t: C.SetWithdrawalHalt(s, t, 1, True, "reconciliation")).accepted
+    return h, withdraw(ALICE, USDC, now_ms=h.now), None
+
+
+@case(U.NEGATIVE_EQUITY)
+def close_batch_with_insurance_fund_below_zero():
+    h = base()
+    assert h.place(CAROL, PERP, BUY, px(3010), 60, tif=IOC).result["filled"] == 60
+    h.price("ETH-USD", 2600)  # Carol bankrupt: liquidated, the insurance fund covers her
+    return h, lambda s, t: C.CloseBatch(s, t, bytes(32)), None
+
+
+@case(U.INVALID_BATCH)
+def close_batch_with_short_journal_hash():
+    h = base()
+    return h, lambda s, t: C.CloseBatch(s, t, b"short"), lambda h: h.apply(lambda s, t: C.CloseBatch(s, t, bytes(32)))
+
+
+@case(U.BATCH_OUT_OF_ORDER)
+def batch_settled_skipping_one():
+    h = base()
+    assert h.apply(lambda s, t: C.CloseBatch(s, t, bytes(32))).accepted
+    return h, lambda s, t: C.BatchSettled(s, t, 1, 2), lambda h: h.apply(lambda s, t: C.BatchSettled(s, t, 1, 1))
+
+
+@case(U.UNKNOWN_BATCH)
+def batch_settled_before_close():
+    h = base()
+    return h, lambda s, t: C.BatchSettled(s, t, 1, 1), None
+
+
 # ---------------------------------------------------------------- the tests
 
 

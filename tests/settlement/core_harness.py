@@ -108,7 +108,6 @@ class World:
         self.log: list[C.Command] = []
         self.network: dict = {}
         self.vaults = {c.chain_id: VaultSim(c.chain_id, self.network) for c in CHAINS}
-        # mint arrival credits holdings as soon as the sender applied (TokenBridge.handle)
         self.batches: list[Batch] = []
         self.queue: list[list[M.ChainSettlement]] = []  # closed, not yet fully applied
         self.prev_hash = bytes(32)
@@ -189,7 +188,10 @@ class World:
                         self.vaults[dom].apply(pending[dom])
                     except BridgePending:
                         continue
-                    n = pending.pop(dom).batch_number
+                    done = pending.pop(dom)
+                    n = done.batch_number
+                    for leg in done.bridge_out:  # the relayer delivers the mint (TokenBridge.handle)
+                        self.vaults[leg.domain].holdings += leg.amount
                     out = self.apply(lambda s, t, dom=dom, n=n: C.BatchSettled(s, t, dom, n))
                     assert out.accepted, out
                     progressed = True
