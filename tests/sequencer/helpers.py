@@ -176,3 +176,42 @@ def observable(seq: Sequencer, *instruments: str) -> tuple:
     books = tuple((i, seq.book(i, 1000)["bids"], seq.book(i, 1000)["asks"], seq.trades(i, 1000))
                   for i in instruments)
     return seq.state_root(), seq.total_balance(), seq.deposited, accts, books
+
+
+def check_books_and_reserves(seq: Sequencer) -> None:
+    """Assert the cross-structure invariants a ledger bug would break.
+
+    Per account and market: the open-order reserves (buy/sell quantity, buy value) equal
+    the sums over its resting orders; per market: the book's levels equal the resting
+    orders of all accounts, the positions net to zero, and the holders are exactly the
+    accounts with a non-zero position.
+    """
+    levels: dict[str, tuple[dict[int, int], dict[int, int]]] = {}
+    sizes: dict[str, int] = {}
+    holders: dict[str, set[str]] = {}
+    for addr_ in seq.balances():
+        acct = seq._accounts[addr_]
+        want: dict[str, list[int]] = {}
+        for o in seq.open_orders(addr_):
+            w = want.setdefault(o["instrument"], [0, 0, 0])
+            b, a = levels.setdefault(o["instrument"], ({}, {}))
+            side = b if o["side"] == "buy" else a
+            side[o["price"]] = side.get(o["price"], 0) + o["remaining"]
+            if o["side"] == "buy":
+                w[0] += o["remaining"]
+                w[2] += o["price"] * o["remaining"]
+            else:
+                w[1] += o["remaining"]
+        for name, ex in acct.exposures.items():
+            assert [ex.buy_qty, ex.sell_qty, ex.buy_value] == want.pop(name, [0, 0, 0]), (addr_, name)
+            assert not ex.empty(), (addr_, name)
+            sizes[name] = sizes.get(name, 0) + ex.size
+            if ex.size:
+                holders.setdefault(name, set()).add(addr_)
+        assert not want, (addr_, want)
+    for name, m in seq._markets.items():
+        b, a = levels.get(name, ({}, {}))
+        bids, asks = m.book.depth(10**6)
+        assert dict(bids) == b and dict(asks) == a, name
+        assert sizes.get(name, 0) == 0, name
+        assert {x.address for x in m.holders} == holders.get(name, set()), name

@@ -2,8 +2,9 @@
 
 The ``Harness`` asserts the sum after every apply (and the core raises
 ``ConservationError`` if one step's deltas do not net to its inflow). On top of that,
-these tests check per-chain bookkeeping, that the fee account holds exactly the fees of
-every fill, and that replaying the same commands (through the journal encoding) on a
+these tests check per-chain bookkeeping, open-order reserves against resting orders and
+the books, positions netting to zero per market, that the fee account holds exactly the
+fees of every fill, and that replaying the same commands (through the journal encoding) on a
 fresh sequencer reproduces the state root.
 """
 
@@ -18,7 +19,7 @@ from hypothesis import strategies as st
 from aggregator.core import commands as C
 from aggregator.core.events import DepositCredited, TradeSettled
 from aggregator.core.sequencer import Sequencer
-from tests.sequencer.helpers import FEE, Harness, observable
+from tests.sequencer.helpers import FEE, Harness, check_books_and_reserves, observable
 from tests.sequencer.session import START_MS, session
 
 
@@ -37,9 +38,11 @@ def run(seed: int, n: int, **kw) -> tuple[Harness, Counter, Counter, int, int]:
                 fees += e.maker_fee + e.taker_fee
             elif type(e) is DepositCredited:
                 credited += e.amount
-        if h.n % 100 == 0:
+        if h.n % 25 == 0:
             assert per_chain_sum(h) == h.seq.total_balance()
+            check_books_and_reserves(h.seq)
     assert per_chain_sum(h) == h.seq.total_balance()
+    check_books_and_reserves(h.seq)
     return h, codes, events, fees, credited
 
 
