@@ -730,6 +730,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--verify-threads", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--rate", type=float, default=200.0, help="per-account requests/s (0: no limit)")
     ap.add_argument("--burst", type=float, default=400.0)
+    ap.add_argument("--ip-rate", type=float, default=2_000.0,
+                    help="per-client-IP requests/s before parsing (0: no limit; benchmarks from one address)")
     ap.add_argument("--no-fsync", action="store_true", help="skip fsync (benchmarks of the CPU path only)")
     ap.add_argument("--log-level", default="WARNING")
     a = ap.parse_args(argv)
@@ -743,7 +745,8 @@ def main(argv: list[str] | None = None) -> None:
 
     async def run() -> None:
         app = web.Application(middlewares=[error_middleware], client_max_size=1 << 20)
-        add_trading_routes(app, service, TradingOptions(rate=a.rate or None, burst=a.burst))
+        add_trading_routes(app, service, TradingOptions(rate=a.rate or None, burst=a.burst,
+                                                           ip_rate=a.ip_rate or None, ip_burst=2 * (a.ip_rate or 1)))
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         gc.collect()
