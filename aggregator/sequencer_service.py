@@ -34,6 +34,11 @@ Invariants
 Integrator hooks: ``submit_deposit`` (idempotent per ``(chain_id, deposit_nonce)``),
 ``submit_price``, ``subscribe``. Run standalone with
 ``python -m aggregator.sequencer_service --journal DIR --port N``.
+
+Performance notes (``bench/bench_order_entry.py``; CPU per order measured single-threaded)
+    - ``jsonable`` (every ack body): exact scalar types return at once and NamedTuple
+      events go through a converter generated per class: 51 -> 8 us per outcome, same
+      JSON bytes (checked on a 30,000-command mixed session).
 """
 
 from __future__ import annotations
@@ -396,13 +401,40 @@ def _enc_hook(o: Any) -> Any:
 _json_encoder = msgspec.json.Encoder(enc_hook=_enc_hook)
 
 
+_PLAIN = frozenset((int, str, bool, float, type(None)))  # exact types returned as they are
+_NAMEDTUPLE_JSON: dict[type, Callable[[Any], dict[str, Any]]] = {}
+
+
+def _namedtuple_json(t: type) -> Callable[[Any], dict[str, Any]]:
+    """Generate ``o -> {"type": name, field: jsonable(value), ...}`` for NamedTuple class ``t``."""
+    vs = [f"_v{i}" for i in range(len(t._fields))]
+    items = "".join(f", {f!r}: {v} if type({v}) in _P else _J({v})" for f, v in zip(t._fields, vs))
+    unpack = f"    {', '.join(vs)}, = o\n" if vs else ""
+    ns: dict[str, Any] = {"_P": _PLAIN, "_J": jsonable, "_name": t.__name__}
+    exec(f"def conv(o):\n{unpack}    return {{'type': _name{items}}}\n", ns)  # noqa: S102 - own field names
+    return ns["conv"]
+
+
 def jsonable(o: Any) -> Any:
-    """Return ``o`` as plain JSON data: NamedTuples become objects with a ``type``."""
+    """Return ``o`` as plain JSON data: NamedTuples become objects with a ``type``.
+
+    Hot path of every acknowledgement: exact scalar types return at once, NamedTuples go
+    through a converter generated once per class, plain dicts/lists/tuples recurse only
+    into non-scalar values; everything else takes the general path below.
+    """
+    t = type(o)
+    if t in _PLAIN:
+        return o
+    conv = _NAMEDTUPLE_JSON.get(t)
+    if conv is not None:
+        return conv(o)
+    if t is dict:
+        return {k if type(k) is str else str(k): v if type(v) in _PLAIN else jsonable(v) for k, v in o.items()}
+    if t is list or t is tuple:
+        return [v if type(v) in _PLAIN else jsonable(v) for v in o]
     if isinstance(o, tuple) and hasattr(o, "_fields"):
-        d = {"type": type(o).__name__}
-        for k, v in zip(o._fields, o):
-            d[k] = jsonable(v)
-        return d
+        conv = _NAMEDTUPLE_JSON[t] = _namedtuple_json(t)
+        return conv(o)
     if isinstance(o, dict):
         return {str(k): jsonable(v) for k, v in o.items()}
     if isinstance(o, (list, tuple)):
