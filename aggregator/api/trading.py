@@ -20,12 +20,13 @@ sequenced and rejected by the core, so it is in the journal). Status by code
 (``STATUS_BY_CODE``; any other core code is 422):
 
     400 invalid_request bad_signature invalid_tick invalid_lot expired nonce_window
-        invalid_address invalid_amend invalid_amount
+        invalid_address invalid_amend invalid_amount invalid_recipient unknown_token invalid_batch
     403 unauthorized_signer          (signer is neither the account nor its session key)
-    404 unknown_instrument order_not_found not_found
-    409 nonce_reused duplicate_client_order_id
+    404 unknown_instrument order_not_found not_found unknown_chain unknown_batch
+    409 nonce_reused duplicate_client_order_id batch_out_of_order
     422 insufficient_margin reduce_only_would_increase fok_not_fillable
         post_only_would_cross market_closed too_many_orders no_price
+        insufficient_free_collateral withdrawals_halted negative_equity
     429 rate_limited                 (token bucket per account; per client IP before parsing)
     503 unavailable                  (service stopped or failed: retry later / elsewhere)
 
@@ -74,12 +75,14 @@ SERVICE = web.AppKey("sequencer_service", SequencerService)
 STATUS_BY_CODE: dict[str, int] = {
     "invalid_request": 400, "bad_signature": 400, "invalid_tick": 400, "invalid_lot": 400,
     "expired": 400, "nonce_window": 400, "invalid_address": 400, "invalid_amend": 400, "invalid_amount": 400,
+    "invalid_recipient": 400, "unknown_token": 400, "invalid_batch": 400,
     "unauthorized": 401,
     "unauthorized_signer": 403,
-    "unknown_instrument": 404, "order_not_found": 404, "not_found": 404,
-    "nonce_reused": 409, "duplicate_client_order_id": 409,
+    "unknown_instrument": 404, "order_not_found": 404, "not_found": 404, "unknown_chain": 404, "unknown_batch": 404,
+    "nonce_reused": 409, "duplicate_client_order_id": 409, "batch_out_of_order": 409,
     "insufficient_margin": 422, "reduce_only_would_increase": 422, "fok_not_fillable": 422,
     "post_only_would_cross": 422, "market_closed": 422, "too_many_orders": 422, "no_price": 422,
+    "insufficient_free_collateral": 422, "withdrawals_halted": 422, "negative_equity": 422,
     "rate_limited": 429,
     "unavailable": 503,
 }

@@ -102,13 +102,21 @@ def test_withdraw_expired_rejected_unchanged(w):
 
 
 def test_withdraw_by_session_key_rejected_unchanged(w):
-    g = C.GrantSessionKey
     from aggregator import eip712
     grant = eip712.SessionKey(account=ALICE, session_key=SESSION, valid_until=w.now // 1000 + 3600,
                               nonce=w.next_nonce(), expiry=w.now // 1000 + 3600)
-    assert w.apply(lambda s, t: g(s, t, ALICE, grant, b"\x01" * 65)).accepted
-    assert w.place(ALICE, 1, 1000 * USD, 10, tif=1) .accepted  # the key could trade; withdrawing is not trading
-    _rejected(w, "unauthorized_signer", _wd(w, 10 * USD, ARB, signer=SESSION))
+    assert w.apply(lambda s, t: C.GrantSessionKey(s, t, ALICE, grant, b"\x01" * 65)).accepted
+    o = w.withdrawal_msg(ALICE, 1, ARB)  # the live key may trade for ALICE, never withdraw
+    _rejected(w, "unauthorized_signer", lambda s, t: C.Withdraw(s, t, SESSION, o, b"\x01" * 65))
+
+
+def test_snapshot_restore_keeps_withdrawals_and_batches(w):
+    from aggregator.core.sequencer import Sequencer
+    out = w.withdraw(ALICE, 100 * USD, OPT)
+    b = w.close()
+    r = Sequencer.restore(w.cfg, w.seq.snapshot())
+    assert r.last_batch() == b and r.withdrawal(out.result["withdrawal_id"])["status"] == "batched"
+    assert r.pending_batch_preview().number == 2
 
 
 def test_withdraw_signed_by_stranger_rejected_unchanged(w):
