@@ -156,17 +156,25 @@ def state_bytes(seq: Sequencer) -> bytes:
     (``_delta``, ``_external``), the order-id counters (a book-level
     FOK/post-only reject consumes an id, documented as not state) and the address
     checksum cache. Two equal results mean no balance, position, order, book level,
-    nonce, session key or deposit record differs.
+    nonce, session key or deposit record differs. (The volatile fields are blanked in
+    place for one ``snapshot()`` and put back: one pickle instead of a round trip.)
     """
-    import pickle
-
-    state = pickle.loads(seq.snapshot())  # noqa: S301 - our own snapshot
-    for k in _VOLATILE:
-        state.pop(k, None)
-    state["_nonces"]._now_ms = 0
-    for m in state["_markets"].values():
-        m.book._last_order_id = 0
-    return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+    saved = {k: seq.__dict__[k] for k in _VOLATILE}
+    books = [(m.book, m.book._last_order_id) for m in seq._markets.values()]
+    nonce_now = seq._nonces._now_ms
+    try:
+        for k, v in saved.items():
+            setattr(seq, k, type(v)())
+        seq._nonces._now_ms = 0
+        for b, _ in books:
+            b._last_order_id = 0
+        return seq.snapshot()
+    finally:
+        for k, v in saved.items():
+            setattr(seq, k, v)
+        seq._nonces._now_ms = nonce_now
+        for b, last in books:
+            b._last_order_id = last
 
 
 def observable(seq: Sequencer, *instruments: str) -> tuple:
