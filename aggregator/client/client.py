@@ -522,7 +522,10 @@ def _client_order_id(raw: Any) -> int:
 
 def _ids(id_: str | int | None, params: Mapping[str, Any]) -> tuple[int, int]:
     coid = _client_order_id(params.get("clientOrderId"))
-    oid = 0 if id_ is None else int(id_)
+    try:
+        oid = 0 if id_ is None else int(id_)
+    except ValueError:
+        raise InvalidOrder(f"order id must be an integer, got {id_!r}") from None
     if (oid == 0) == (coid == 0):
         raise InvalidOrder("give exactly one of the order id and params['clientOrderId']")
     return oid, coid

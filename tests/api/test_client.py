@@ -80,9 +80,11 @@ def test_to_units_is_exact_and_refuses_lossy_values():
     assert to_units("3001.25", 6, 10_000) == 3_001_250_000
     assert to_units(D("0.400"), 3) == 400
     assert to_units(2, 3) == 2_000
-    for bad in ("0.0005", "3001.255", 0.5, "-1", "0", "nan", "abc", True):
+    for bad in ("0.0005", 0.5, "-1", "0", "nan", "inf", "abc", True, None):
         with pytest.raises(InvalidOrder):
-            to_units(bad, 3 if bad != "3001.255" else 6, 10_000 if bad == "3001.255" else 1)
+            to_units(bad, 3)
+    with pytest.raises(InvalidOrder, match="not a multiple"):
+        to_units("3001.255", 6, 10_000)  # exact in micro-USDC, but off the 0.01 tick
     assert from_units(3_001_000_000, 6) == D("3001") and str(from_units(-5, 3)) == "-0.005"
 
 
@@ -315,6 +317,20 @@ async def test_venue_order_rules_map_to_their_classes(env):
     with pytest.raises(InvalidOrder) as ei:
         await b.create_order(PERP, "limit", "buy", "0.1", "2900", {"reduceOnly": True})
     assert ei.value.code == "reduce_only_would_increase"
+
+
+async def test_rate_limited_is_rate_limit_exceeded(tmp_path):
+    from aggregator.api.trading import TradingOptions
+
+    client, api = await start_api(tmp_path, TradingOptions(rate=0.001, burst=1.0, ip_rate=None))
+    try:
+        async with make(api, api.a) as a:
+            await a.create_order(PERP, "limit", "buy", "0.1", "2900")
+            with pytest.raises(RateLimitExceeded) as ei:
+                await a.create_order(PERP, "limit", "buy", "0.1", "2900")
+            assert (ei.value.code, ei.value.status) == ("rate_limited", 429)
+    finally:
+        await client.close()
 
 
 async def test_unreachable_venue_is_exchange_not_available_from_aiohttp():
