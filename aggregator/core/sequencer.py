@@ -957,7 +957,7 @@ class Sequencer:
         if r.reduce_only:
             ex = acct.exposures.get(m.name)
             pos = ex.size if ex is not None else 0
-            if new_remaining > abs(pos):
+            if pos == 0 or (pos > 0) == buy or new_remaining > abs(pos):  # same rule as at entry
                 raise _Reject(RejectCode.REDUCE_ONLY_WOULD_INCREASE, f"position {pos}, new remaining {new_remaining}")
         elif grows:
             if self._status.get(m.underlying) in _CLOSED_STATUSES:
