@@ -88,3 +88,17 @@ def test_any_session_conserves_and_replays_property(seed, n, step_ms, accounts):
     for cmd in h.log:
         fresh.apply(cmd)
     assert fresh.state_root() == h.seq.state_root()
+
+
+def test_snapshot_restore_mid_session_continues_identically():
+    h, *_ = seeded()
+    cut = 300
+    live = Sequencer(h.cfg)
+    for cmd in h.log[:cut]:
+        live.apply(cmd)
+    restored = Sequencer.restore(h.cfg, live.snapshot())
+    assert restored.state_root() == live.state_root()
+    for cmd in h.log[cut:]:
+        a, b = live.apply(cmd), restored.apply(cmd)
+        assert (a.accepted, a.code, a.result, a.events) == (b.accepted, b.code, b.result, b.events), cmd
+    assert restored.state_root() == live.state_root() == h.seq.state_root()
