@@ -39,6 +39,10 @@ Performance notes (``bench/bench_order_entry.py``; CPU per order measured single
     - ``jsonable`` (every ack body): exact scalar types return at once and NamedTuple
       events go through a converter generated per class: 51 -> 8 us per outcome, same
       JSON bytes (checked on a 30,000-command mixed session).
+    - ``Verifier``: own worker threads on a ``SimpleQueue`` and one
+      ``call_soon_threadsafe`` per chunk instead of ``run_in_executor``: the loop thread's
+      CPU per verification drops by ~30-40 % (single requests 120-150 -> 77-89 us, chunks
+      of 50 7.5 -> 5 us per order, on the shared 2-core machine).
 """
 
 from __future__ import annotations
@@ -48,9 +52,10 @@ import dataclasses
 import enum
 import logging
 import math
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import msgspec
@@ -230,15 +235,41 @@ def _verify_chunk(domain: eip712.Domain, items: list[tuple[Any, bytes]]) -> list
 
 
 class Verifier:
-    """Recover signers in a thread pool, coalescing requests that arrive together into chunks."""
+    """Recover signers on worker threads, coalescing requests that arrive together into chunks.
+
+    The workers are plain threads fed by a ``SimpleQueue``; a finished chunk comes back to
+    the loop with one ``call_soon_threadsafe`` (``run_in_executor`` costs the loop thread a
+    concurrent future, an asyncio wrapper and two callback hops per chunk).
+    """
 
     def __init__(self, domain: eip712.Domain, threads: int = 2, min_chunk: int = 4) -> None:
         self.domain = domain
         self.threads = max(1, threads)
         self.min_chunk = min_chunk
-        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="ecrecover")
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._closed = False
+        self._workers = [threading.Thread(target=self._work, name=f"ecrecover-{i}", daemon=True)
+                         for i in range(self.threads)]
+        for t in self._workers:
+            t.start()
         self._pending: list[tuple[Any, bytes, asyncio.Future]] = []
         self._scheduled = False
+
+    def _work(self) -> None:
+        jobs, domain = self._jobs, self.domain
+        while True:
+            job = jobs.get()
+            if job is None:
+                return
+            loop, chunk = job
+            try:
+                results: Any = _verify_chunk(domain, [(m, s) for m, s, _ in chunk])
+            except BaseException as e:  # noqa: BLE001 - handed to every request of the chunk
+                results = e
+            try:
+                loop.call_soon_threadsafe(self._resolve_chunk, results, chunk)
+            except RuntimeError:  # the loop is closed: nobody is waiting any more
+                pass
 
     def verify(self, msg: Any, sig: bytes) -> asyncio.Future:
         """Return a future of the recovered checksum signer (or a ``RequestError`` result)."""
@@ -258,28 +289,37 @@ class Verifier:
         if not items:
             return
         loop = asyncio.get_running_loop()
+        if self._closed:
+            for _, _, fut in items:
+                fut.cancel()
+            return
         n = len(items)
         k = max(1, min(self.threads, n // self.min_chunk))
         size = math.ceil(n / k)
         for i in range(0, n, size):
-            chunk = items[i:i + size]
-            cf = loop.run_in_executor(self._pool, _verify_chunk, self.domain, [(m, s) for m, s, _ in chunk])
-            cf.add_done_callback(lambda f, chunk=chunk: self._resolve(f, chunk))
+            self._jobs.put((loop, items[i:i + size]))
 
     @staticmethod
-    def _resolve(f: asyncio.Future, chunk: list) -> None:
-        if f.cancelled():
-            for _, _, fut in chunk:
-                fut.cancel()
-            return
-        exc = f.exception()
-        results = [exc] * len(chunk) if exc is not None else f.result()
+    def _resolve_chunk(results: Any, chunk: list) -> None:
+        if isinstance(results, BaseException):
+            results = [results] * len(chunk)
         for (_, _, fut), r in zip(chunk, results):
             if not fut.done():
                 fut.set_result(r)
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """Stop the workers; requests not yet verified are cancelled."""
+        self._closed = True
+        while True:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            if job is not None:
+                for _, _, fut in job[1]:
+                    fut.cancel()
+        for _ in self._workers:
+            self._jobs.put(None)
 
 
 # ---------------------------------------------------------------------- book mirror
