@@ -53,6 +53,16 @@ interface Vm {
     function assertEq(int256 left, int256 right, string calldata err) external pure;
     function assertEq(bytes calldata left, bytes calldata right, string calldata err) external pure;
     function assertLe(uint256 left, uint256 right, string calldata err) external pure;
+
+    // Used by the settlement vectors and fixtures (test/settlement/**).
+    function etch(address target, bytes calldata newRuntimeBytecode) external;
+    function parseJsonInt(string calldata json, string calldata key) external pure returns (int256);
+    function parseJsonUintArray(string calldata json, string calldata key) external pure returns (uint256[] memory);
+    function parseJsonIntArray(string calldata json, string calldata key) external pure returns (int256[] memory);
+    function parseJsonBytes32Array(string calldata json, string calldata key)
+        external
+        pure
+        returns (bytes32[] memory);
 }
 
 /// @dev Shared helpers: the cheatcode handle, labelled addresses and a `bound` for fuzz inputs.
