@@ -32,6 +32,7 @@ from eth_account import Account
 
 from aggregator import devnet
 from aggregator.config import Settings
+from aggregator.demo_settlement import request_withdrawals, wait_paid
 from aggregator.demo_trading import account_rows, run_trading
 from aggregator.db import make_engine
 from aggregator.service import Service
@@ -53,11 +54,12 @@ class ChainRow:
     ledger_settled: int
     deposits_onchain: int
     deposits_ledger: int
+    in_flight: int = 0  # minted by the bridge for a batch the vault has not applied yet
     account_mismatches: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return (self.vault_holdings == self.vault_settled == self.ledger_settled
+        return (self.vault_holdings == self.vault_settled + self.in_flight and self.vault_settled == self.ledger_settled
                 and self.deposits_onchain == self.deposits_ledger and not self.account_mismatches)
 
 
@@ -142,6 +144,101 @@ def _print_trading(t: dict[str, Any]) -> None:
               f"{a['fills']:>5}  {pos}")
 
 
+async def _start_relayer(dep: devnet.Deployment, engine: Any) -> tuple[Any, asyncio.Task, asyncio.Event]:
+    """Run the relayer daemon's core in this process (same code as ``aggregator relayer``)."""
+    from bridges.relay_store import RelayStore
+    from bridges.relayer import build_relayer
+
+    store = RelayStore(engine)
+    await asyncio.to_thread(store.create_tables)
+    relayer = build_relayer(dep, store)
+    stop = asyncio.Event()
+
+    async def run() -> None:
+        from bridges.relayer import close_relayer
+
+        try:
+            await relayer.run(stop)
+        finally:
+            await close_relayer(relayer)
+
+    return relayer, asyncio.create_task(run(), name="relayer"), stop
+
+
+async def _wait_settled(svc: Service, timeout: float = 60.0) -> int:
+    """Wait until every chain's vault applied the batches closed so far (and the ledger
+    recorded it); return that batch number. Marks keep moving, so batches keep closing:
+    the target is the newest batch when the wait starts."""
+    seq = svc.sequencer.sequencer
+    last = seq.last_batch()
+    if last is None:
+        return 0
+    deadline = time.monotonic() + timeout
+    while not all(seq.last_settled_batch(c) >= last.number for c in last.domains):
+        if time.monotonic() > deadline:
+            behind = {c: seq.last_settled_batch(c) for c in last.domains}
+            raise TimeoutError(f"batch {last.number} not applied on every chain in time: {behind}")
+        await asyncio.sleep(0.1)
+    return last.number
+
+
+async def _settlement_summary(svc: Service, relayer: Any, figs: Any, trades: int, seconds: float) -> dict[str, Any]:
+    """Withdrawals paid, netting, and gas spent per chain (hub commits + relayed deliveries)."""
+    seq = svc.sequencer.sequencer
+    gas: dict[int, int] = {}
+    txs: dict[int, int] = {}
+    for rec in svc.batcher.records.values() if svc.batcher else ():
+        if rec.gas_used:
+            hub = svc.deployment.hub.chain_id
+            gas[hub] = gas.get(hub, 0) + rec.gas_used
+            txs[hub] = txs.get(hub, 0) + 1
+    rows = await asyncio.to_thread(relayer.store.list, None, 10_000)
+    by_chain = {c.chain_id: c for c in svc.deployment.chains}
+    w3s = {c.chain_id: devnet.web3_for(c.rpc_url) for c in svc.deployment.chains}
+    for row in rows:
+        if row.tx_hash and row.status == "delivered":
+            try:
+                receipt = await asyncio.to_thread(w3s[row.destination].eth.get_transaction_receipt, row.tx_hash)
+            except Exception:  # noqa: BLE001 - delivered by another relayer's tx: not ours to count
+                continue
+            gas[row.destination] = gas.get(row.destination, 0) + int(receipt["gasUsed"])
+            txs[row.destination] = txs.get(row.destination, 0) + 1
+    paid = [w for w in figs.withdrawals if w.paid_at is not None]
+    exact = all(w.recipient_after - w.recipient_before == w.amount_native for w in figs.withdrawals)
+    lat = sorted(w.paid_at - w.requested_at for w in paid)
+    net = seq.netting()
+    total_gas = sum(gas.values())
+    return {
+        "ok": len(paid) == len(figs.withdrawals) and exact and bool(figs.withdrawals)
+              and figs.refused.get("insufficient_free_collateral", 0) == len(figs.withdrawals),
+        "withdrawals": [{"id": w.id, "account": w.account, "chain_id": w.chain_id, "amount_native": str(w.amount_native),
+                         "batch": w.batch_number, "tx_hash": w.tx_hash,
+                         "received": str(w.recipient_after - w.recipient_before),
+                         "latency_s": None if w.paid_at is None else w.paid_at - w.requested_at}
+                        for w in figs.withdrawals],
+        "refused": figs.refused,
+        "withdrawal_latency_s": {"median": statistics.median(lat) if lat else None, "max": lat[-1] if lat else None},
+        "batches": net["batches"], "gross_cross_chain_e6": net["gross"], "bridged_e6": net["bridged"],
+        "netting_efficiency_bps": net["efficiency_bps"],
+        "gas_by_chain": {by_chain[c].name: {"gas": g, "transactions": txs[c]} for c, g in sorted(gas.items())},
+        "gas_total": total_gas, "gas_per_trade": total_gas // trades if trades else None,
+        "relayed_messages": sum(1 for r in rows if r.status == "delivered"), "seconds": seconds,
+    }
+
+
+def _print_settlement(s: dict[str, Any]) -> None:
+    n = len(s["withdrawals"])
+    print(f"\nsettlement: {s['batches']} batches, {s['relayed_messages']} messages relayed; "
+          f"{sum(1 for w in s['withdrawals'] if w['tx_hash'])}/{n} withdrawals paid on a chain other than the "
+          f"deposit chain (median {s['withdrawal_latency_s']['median'] or 0:.2f}s, max "
+          f"{s['withdrawal_latency_s']['max'] or 0:.2f}s); refused as expected: {s['refused']}")
+    eff = s["netting_efficiency_bps"] / 100
+    print(f"netting: gross cross-chain obligations {_fmt_units(s['gross_cross_chain_e6'], 6)} USDC, bridged "
+          f"{_fmt_units(s['bridged_e6'], 6)} USDC, efficiency {eff:.2f}%")
+    per = ", ".join(f"{k} {v['gas']:,} gas in {v['transactions']} tx" for k, v in s["gas_by_chain"].items())
+    print(f"gas: {per}; {s['gas_total']:,} in total, {s['gas_per_trade'] or 0:,} per trade")
+
+
 async def _reconcile(svc: Service, ledger_chains: dict[int, dict[str, Any]]) -> list[ChainRow]:
     """Run the service's reconciler now and add each vault's deposit count to its figures."""
     rows = []
@@ -150,7 +247,7 @@ async def _reconcile(svc: Service, ledger_chains: dict[int, dict[str, Any]]) -> 
         vault = contract(devnet.web3_for(c.rpc_url), "CollateralVault", c.vault)
         nonce = int(await asyncio.to_thread(vault.functions.lastDepositNonce().call))
         row = ChainRow(c.name, c.chain_id, c.token_decimals, r.vault_holdings, r.vault_settled, r.ledger_settled,
-                       nonce, int(ledger_chains[c.chain_id]["deposits"]))
+                       nonce, int(ledger_chains[c.chain_id]["deposits"]), r.in_flight)
         row.account_mismatches = [f"{a}: chain {v} ledger {lv}" for a, v, lv in r.account_mismatches]
         if r.error:
             row.account_mismatches.append(f"chain did not answer: {r.error}")
@@ -161,10 +258,11 @@ async def _reconcile(svc: Service, ledger_chains: dict[int, dict[str, Any]]) -> 
 def _print_table(rows: list[ChainRow]) -> None:
     print()
     print(f"{'chain':<10} {'id':>6} {'dec':>3}  {'vault holdings (chain)':>24} {'settled (chain)':>20} "
-          f"{'settled (ledger)':>20} {'deposits':>9}  verdict")
+          f"{'in flight':>14} {'settled (ledger)':>20} {'deposits':>9}  verdict")
     for r in rows:
         print(f"{r.name:<10} {r.chain_id:>6} {r.decimals:>3}  {_fmt_units(r.vault_holdings, r.decimals):>24} "
-              f"{_fmt_units(r.vault_settled, r.decimals):>20} {_fmt_units(r.ledger_settled, r.decimals):>20} "
+              f"{_fmt_units(r.vault_settled, r.decimals):>20} {_fmt_units(r.in_flight, r.decimals):>14} "
+              f"{_fmt_units(r.ledger_settled, r.decimals):>20} "
               f"{r.deposits_ledger:>4}/{r.deposits_onchain:<4}  {'RECONCILED' if r.ok else 'MISMATCH'}")
         for m in r.account_mismatches:
             print(f"    account mismatch {m}")
@@ -251,18 +349,31 @@ async def run_demo(settings: Settings, report_path: Path | None = None, traders:
                 ledger_chains = {c["chain_id"]: c for c in (await r.json())["chains"]}
         trading = _trading_summary(figs, accts, maker.address, trading_s)
         _print_trading(trading)
+
+        relayer, relayer_task, relay_stop = await _start_relayer(dep, engine)
+        t0 = time.monotonic()
+        sfigs = await request_withdrawals(svc.url, [bytes(k.key) for k in keys], dep.chains, rng)
+        await wait_paid(svc.url, sfigs, {c.chain_id: c for c in dep.chains})
+        # Let the last batch's confirmations reach the vault watchers before reconciling.
+        await _wait_settled(svc)
+        settlement = await _settlement_summary(svc, relayer, sfigs, trading["trades"], time.monotonic() - t0)
+        relay_stop.set()
+        await relayer_task
+        _print_settlement(settlement)
         seq = svc.sequencer.sequencer
         conservation = {"sum_of_balances": seq.total_balance(), "credited_deposits": seq.deposited,
-                        "state_root": "0x" + seq.state_root().hex(), "last_seq": svc.sequencer.last_seq}
-        conserved = conservation["sum_of_balances"] == conservation["credited_deposits"]
+                        "withdrawn": seq.withdrawn, "state_root": "0x" + seq.state_root().hex(),
+                        "last_seq": svc.sequencer.last_seq}
+        conserved = conservation["sum_of_balances"] == conservation["credited_deposits"] - conservation["withdrawn"]
         print(f"conservation: sum of all balances {conservation['sum_of_balances']:,} == credited deposits "
-              f"{conservation['credited_deposits']:,} (1e-6 USDC): {'OK' if conserved else 'BROKEN'}; "
-              f"state root {conservation['state_root'][:18]}... at seq {conservation['last_seq']}")
+              f"{conservation['credited_deposits']:,} - withdrawn {conservation['withdrawn']:,} (1e-6 USDC): "
+              f"{'OK' if conserved else 'BROKEN'}; state root {conservation['state_root'][:18]}... "
+              f"at seq {conservation['last_seq']}")
 
         rows = await _reconcile(svc, ledger_chains)
         _print_table(rows)
         feeds = await _oracle_feeds(svc)
-        ok = all(r.ok for r in rows) and conserved and trading["trades"] > 0
+        ok = (all(r.ok for r in rows) and conserved and trading["trades"] > 0 and settlement["ok"])
         floor = max(c.confirmations * c.block_time for c in settings.chains)
         print(f"\ncredit latency after the last deposit's receipt: median {statistics.median(latencies):.3f}s, "
               f"max {max(latencies):.3f}s (floor: confirmations x block time = {floor:.2f}s on the slowest chain)")
@@ -275,6 +386,7 @@ async def run_demo(settings: Settings, report_path: Path | None = None, traders:
                 "deposits": len(receipts),
                 "credit_latency_s": {"median": statistics.median(latencies), "max": max(latencies)},
                 "trading": trading,
+                "settlement": settlement,
                 "conservation": {**conservation, "ok": conserved},
                 "feeds": feeds,
             }

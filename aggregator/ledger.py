@@ -252,6 +252,22 @@ class Ledger:
         with Session(self.engine) as s:
             return s.get(WithdrawalPayment, withdrawal_id.lower())
 
+    def unapplied_bridge_ins(self, chain_id: int, at_block: int) -> list[tuple[int, int]]:
+        """Return ``(batch_number, from_chain)`` of the bridge-in legs into ``chain_id`` of
+        stored batches its vault had not applied at ``at_block`` (per the applied logs)."""
+        with Session(self.engine) as s:
+            applied = set(s.exec(select(SettlementApplied.batch_number).where(
+                SettlementApplied.chain_id == chain_id, SettlementApplied.block_number <= at_block)).all())
+            rows = s.exec(select(SettlementBody).where(SettlementBody.chain_id == chain_id)
+                          .order_by(SettlementBody.batch_number)).all()
+            out = []
+            for row in rows:
+                if row.batch_number in applied:
+                    continue
+                body = decode_settlement(bytes.fromhex(row.body.removeprefix("0x")))
+                out.extend((row.batch_number, leg.domain) for leg in body.bridge_in)
+            return out
+
     def applied_batches(self, chain_id: int, after: int = 0) -> list[SettlementApplied]:
         """Return the batches ``chain_id``'s vault applied with a number above ``after``, in order."""
         with Session(self.engine) as s:

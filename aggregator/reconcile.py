@@ -20,6 +20,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from web3 import AsyncWeb3
@@ -45,6 +46,7 @@ class ChainReconciliation:
     account_mismatches: list[tuple[str, int, int]] = field(default_factory=list)
     error: str | None = None
     checked_at: float = 0.0
+    in_flight: int = 0  # bridge-ins minted to the vault for batches it has not applied yet (native)
 
     @property
     def status(self) -> str:
@@ -55,19 +57,20 @@ class ChainReconciliation:
     @property
     def ok(self) -> bool:
         return (self.error is None and self.block is not None
-                and self.vault_holdings >= self.vault_settled == self.ledger_settled
+                and self.vault_holdings >= self.vault_settled + self.in_flight
+                and self.vault_settled == self.ledger_settled
                 and not self.account_mismatches)
 
     @property
     def surplus(self) -> int:
-        """Tokens the vault holds beyond every settled balance (donations, rounding dust)."""
-        return self.vault_holdings - self.vault_settled
+        """Tokens the vault holds beyond every settled balance and in-flight bridge-in (donations)."""
+        return self.vault_holdings - self.vault_settled - self.in_flight
 
     def to_json(self) -> dict:
         return {
             "status": self.status, "block": self.block, "vault_holdings": str(self.vault_holdings),
             "vault_settled": str(self.vault_settled), "ledger_settled": str(self.ledger_settled),
-            "surplus": str(self.surplus),
+            "in_flight": str(self.in_flight), "surplus": str(self.surplus),
             "accounts_checked": self.accounts_checked,
             "account_mismatches": [{"account": a, "chain": str(c), "ledger": str(lv)}
                                    for a, c, lv in self.account_mismatches],
@@ -79,11 +82,13 @@ class Reconciler:
     """Compares each chain's vault with the ledger, once or continuously."""
 
     def __init__(self, ledger: Ledger, deployment: Deployment, clients: dict[int, ChainClient],
-                 interval: float = 2.0) -> None:
+                 interval: float = 2.0,
+                 on_halt: Callable[[int, bool, str], Awaitable[None]] | None = None) -> None:
         self.ledger = ledger
         self.deployment = deployment
         self.clients = clients
         self.interval = interval
+        self.on_halt = on_halt  # (chain id, halted, reason): the sequencer journals the halt
         self.latest: dict[int, ChainReconciliation] = {}
         self.halted: set[int] = set()
 
@@ -121,6 +126,7 @@ class Reconciler:
             accounts = sorted(ledger_balances)
             onchain = await asyncio.gather(*(vault.functions.balanceOf(a, c.token).call(block_identifier=at)
                                              for a in accounts))
+            rec.in_flight = await self._in_flight(w3, c, at)
         except Exception as e:  # the chain did not answer: unknown, not a mismatch
             rec.error = f"{type(e).__name__}: {e}"[:300]
             return rec
@@ -128,6 +134,19 @@ class Reconciler:
         rec.account_mismatches = [(a, int(v), ledger_balances[a]) for a, v in zip(accounts, onchain)
                                   if int(v) != ledger_balances[a]]
         return rec
+
+    async def _in_flight(self, w3: AsyncWeb3, c: ChainDeployment, at: int) -> int:
+        """Native tokens the bridge minted to the vault, at block ``at``, for batches the vault
+        has not applied by then: they are on their way into settled balances."""
+        if not getattr(c, "token_bridge", ""):
+            return 0
+        pending = await asyncio.to_thread(self.ledger.unapplied_bridge_ins, c.chain_id, at)
+        if not pending:
+            return 0
+        bridge = w3.eth.contract(address=AsyncWeb3.to_checksum_address(c.token_bridge), abi=abi("TokenBridge"))
+        got = await asyncio.gather(*(bridge.functions.received(n, src).call(block_identifier=at)
+                                     for n, src in pending))
+        return sum(int(g) for g in got) * 10 ** (c.token_decimals - 6)
 
     async def check_all(self) -> list[ChainReconciliation]:
         results = await asyncio.gather(*(self.check_chain(c) for c in self.deployment.chains))
@@ -139,11 +158,15 @@ class Reconciler:
                        f"ledger settled {r.ledger_settled}, {len(r.account_mismatches)} account mismatches "
                        f"{r.account_mismatches[:3]}; withdrawals on {r.chain} stopped")
                 await asyncio.to_thread(self.ledger.alert, r.chain_id, "reconcile-mismatch", msg)
+                if self.on_halt is not None:
+                    await self.on_halt(r.chain_id, True, msg)
         return results
 
-    def clear_halt(self, chain_id: int) -> None:
+    async def clear_halt(self, chain_id: int) -> None:
         """Let withdrawals resume on a chain once an operator has explained the mismatch."""
         self.halted.discard(chain_id)
+        if self.on_halt is not None:
+            await self.on_halt(chain_id, False, "cleared by an operator")
 
     def withdrawals_allowed(self, chain_id: int) -> bool:
         return chain_id not in self.halted

@@ -733,6 +733,10 @@ class SequencerService:
     def state_root(self) -> bytes:
         return self.sequencer.state_root()
 
+    def undurable_commands(self) -> list[C.Command]:
+        """Return the commands sequenced but not yet durable (published), in seq order."""
+        return [cmd for cmd, _ in self._unpublished]
+
     def deposit_keys(self) -> list[tuple[int, int]]:
         """Return the ``(chain_id, deposit_nonce)`` of every deposit sequenced (or in flight)."""
         return list(self._deposits)

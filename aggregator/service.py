@@ -29,6 +29,10 @@ from sqlalchemy.engine import Engine
 from aggregator import eip712
 from aggregator.api.app import make_app
 from aggregator.api.trading import TradingOptions, add_trading_routes
+from aggregator.api.withdrawals import add_withdrawal_routes
+from aggregator.batcher import Batcher
+from aggregator.core import commands as C
+from aggregator.core.batch import SettlementChain
 from aggregator.config import Settings
 from aggregator.db import init_db
 from aggregator.deposits import CURSOR_NAME, DepositSink
@@ -37,7 +41,7 @@ from aggregator.ledger import Ledger
 from aggregator.metrics import Metrics
 from aggregator.reconcile import Reconciler
 from aggregator.sequencer_service import SequencerService, default_sequencer_config, default_sequencer_factory
-from aggregator.trading_node import DepositForwarder, OracleFeed
+from aggregator.trading_node import VaultForwarder, OracleFeed
 from bridges.chain import ChainClient
 from bridges.events import VAULT_TOPICS
 from bridges.watcher import EventWatcher
@@ -61,6 +65,8 @@ class Service:
     journal_dir: Path | None = None  # the sequencer's journal; None: a ledger-only service (no trading)
     tick_interval: float = 1.0
     trading_options: TradingOptions = field(default_factory=TradingOptions)
+    batch_interval: float = 2.0  # seconds between settlement batches (0: no batcher)
+    batch_max_fills: int = 1_000  # ... or as soon as this many fills wait
     ledger: Ledger = field(init=False)
     watchers: list[EventWatcher] = field(default_factory=list, init=False)
     _clients: list[ChainClient] = field(default_factory=list, init=False)
@@ -71,8 +77,9 @@ class Service:
     reconciler: Reconciler | None = field(default=None, init=False)
     metrics: Metrics = field(default_factory=Metrics, init=False)
     sequencer: SequencerService | None = field(default=None, init=False)
-    forwarder: DepositForwarder | None = field(default=None, init=False)
+    forwarder: VaultForwarder | None = field(default=None, init=False)
     oracle_feed: OracleFeed | None = field(default=None, init=False)
+    batcher: Batcher | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.ledger = Ledger(self.engine, self.settings, tokens={c.chain_id: c.token for c in self.deployment.chains})
@@ -85,8 +92,9 @@ class Service:
         hub = next(c for c in self.deployment.chains if c.hub)
         if self.settings.ledger.decimals != 6:
             raise ValueError("the sequencer counts in 1e-6 USDC: [ledger] decimals must be 6 to trade")
-        domain = eip712.Domain(hub.chain_id, hub.extra.get("SettlementHub") or hub.vault)
-        cfg = default_sequencer_config(hub.chain_id)
+        domain = eip712.Domain(hub.chain_id, hub.settlement_hub or hub.vault)
+        chains = tuple(SettlementChain(c.chain_id, c.token, c.token_decimals) for c in self.deployment.chains)
+        cfg = default_sequencer_config(hub.chain_id, settlement_chains=chains)
         assert self.journal_dir is not None
         return SequencerService(default_sequencer_factory(cfg), domain, str(self.journal_dir),
                                 tick_interval_s=self.tick_interval or None)
@@ -96,20 +104,27 @@ class Service:
         if self.journal_dir is not None:
             self.sequencer = self._make_sequencer()
             await self.sequencer.start()
-            self.forwarder = DepositForwarder(self.ledger, self.sequencer, [c.chain_id for c in self.deployment.chains])
-            self._tasks.append(asyncio.create_task(self.forwarder.run(self._stop), name="deposit-forwarder"))
+            self.forwarder = VaultForwarder(self.ledger, self.sequencer, [c.chain_id for c in self.deployment.chains])
+            self._tasks.append(asyncio.create_task(self.forwarder.run(self._stop), name="vault-forwarder"))
         sink = DepositSink(self.ledger, on_credit=self.forwarder.notify if self.forwarder else None)
         for c in self.deployment.chains:
             conf = self.settings.chain(c.chain_id)
             client = ChainClient(c.name, c.rpc_url, c.chain_id)
             self._clients.append(client)
+            if c.hub and self.sequencer is not None and self.batch_interval and self.deployment.settlement:
+                st = self.deployment.settlement
+                self.batcher = Batcher(self.sequencer, self.ledger, client, st.settlement_hub, st.sequencer_key,
+                                       [x.chain_id for x in self.deployment.chains], interval=self.batch_interval,
+                                       max_fills=self.batch_max_fills)
+                self.batcher.attach()
+                self._tasks.append(asyncio.create_task(self.batcher.run(self._stop), name="batcher"))
             w = EventWatcher(client, sink, name=CURSOR_NAME, address=c.vault, topic0=VAULT_TOPICS,
                              confirmations=conf.confirmations, start_block=c.deploy_block,
                              poll_interval=self.poll_interval)
             self.watchers.append(w)
             self._tasks.append(asyncio.create_task(w.run(self._stop), name=f"watch-{c.name}"))
         self.reconciler = Reconciler(self.ledger, self.deployment, {c.chain_id: c for c in self._clients},
-                                     interval=self.reconcile_interval)
+                                     interval=self.reconcile_interval, on_halt=self._on_halt)
         self._tasks.append(asyncio.create_task(self.reconciler.run(self._stop), name="reconcile"))
         self.metrics.register(self._collect)
         app = make_app(self.ledger, self.metrics, self.reconciler)
@@ -128,11 +143,17 @@ class Service:
             await self.oracle_service.start()
         if self.sequencer is not None:
             add_trading_routes(app, self.sequencer, self.trading_options)
+            add_withdrawal_routes(app, self.ledger)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
         log.info("service listening on %s, watching %d chains", self.url, len(self.watchers))
+
+    async def _on_halt(self, chain_id: int, halted: bool, reason: str) -> None:
+        """Reconciliation stopped (or an operator resumed) withdrawals on a chain: journal it."""
+        if self.sequencer is not None and self.sequencer.running:
+            await self.sequencer.execute(C.SetWithdrawalHalt, chain_id, halted, reason[:200])
 
     def _collect(self):
         """Metric families of the watchers and the reconciliation (read at scrape time)."""
@@ -158,6 +179,8 @@ class Service:
 
     async def stop(self) -> None:
         self._stop.set()
+        if self.batcher is not None:
+            self.batcher.detach()
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=10)
         for t in self._tasks:

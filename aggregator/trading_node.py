@@ -1,12 +1,14 @@
-"""The sequencer inside the main service: deposits and prices in, the trading API out.
+"""The sequencer inside the main service: vault events and prices in, the trading API out.
 
 Two adapters feed the one ``SequencerService`` (the single writer, see
 ``aggregator.sequencer_service``) of the main process:
 
-``DepositForwarder``
-    The ledger database is where a confirmed vault deposit is first recorded (once per
-    ``(chain_id, deposit_nonce)``, in the same transaction as the watcher's cursor). The
-    forwarder sequences every recorded deposit into the sequencer as a ``DepositCredit``.
+``VaultForwarder``
+    The ledger database is where a confirmed vault log is first recorded (a deposit once
+    per ``(chain_id, deposit_nonce)``, an applied batch once per ``(chain_id,
+    batch_number)``, in the same transaction as the watcher's cursor). The forwarder
+    sequences every recorded deposit as a ``DepositCredit`` and every applied batch as a
+    ``BatchSettled`` (in batch order per chain; the sequencer ignores a repeat).
     It is woken after each ledger commit and also sweeps on start: it asks the ledger for
     the deposits of each chain above the highest nonce the sequencer has (the journal
     replay rebuilds that), so a crash between the ledger commit and the journal append
@@ -31,16 +33,17 @@ import asyncio
 import logging
 from collections.abc import Callable
 
+from aggregator.core import commands as C
 from aggregator.ledger import Ledger
 from aggregator.sequencer_service import SequencerService, ServiceUnavailable
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DepositForwarder", "OracleFeed"]
+__all__ = ["VaultForwarder", "OracleFeed"]
 
 
-class DepositForwarder:
-    """Sequence every deposit the ledger has recorded, exactly once (see module doc)."""
+class VaultForwarder:
+    """Sequence every deposit and applied batch the ledger has recorded, exactly once (see module doc)."""
 
     def __init__(self, ledger: Ledger, service: SequencerService, chain_ids: list[int]) -> None:
         self.ledger = ledger
@@ -64,15 +67,25 @@ class DepositForwarder:
         return high
 
     async def sweep(self) -> int:
-        """Forward every recorded deposit the sequencer does not have; return how many."""
+        """Forward every recorded deposit and applied batch the sequencer does not have; return how many."""
         high = self._high_water()
         n = 0
         for cid in self.chain_ids:
-            rows = await asyncio.to_thread(self.ledger.deposits_after, cid, high[cid])
-            for chain_id, nonce, account, amount in rows:
-                out = await self.service.submit_deposit(chain_id, nonce, account, amount)
-                if out is not None:
-                    n += 1
+            while True:
+                rows = await asyncio.to_thread(self.ledger.deposits_after, cid, high[cid], 5_000)
+                for chain_id, nonce, account, amount in rows:
+                    if await self.service.submit_deposit(chain_id, nonce, account, amount) is not None:
+                        n += 1
+                    high[cid] = nonce
+                if len(rows) < 5_000:
+                    break
+            settled = self.service.sequencer.last_settled_batch(cid)
+            for row in await asyncio.to_thread(self.ledger.applied_batches, cid, settled):
+                out = await self.service.execute(C.BatchSettled, cid, row.batch_number)
+                if not out.accepted:
+                    log.error("BatchSettled(%d, %d) refused: %s %s", cid, row.batch_number, out.code, out.message)
+                    break
+                n += 1
         self.forwarded += n
         return n
 

@@ -78,7 +78,7 @@ async def test_ledger_tampering_is_a_mismatch_that_halts_withdrawals(one_chain, 
         assert chains[0]["reconciliation"]["status"] == "mismatch" and chains[0]["withdrawals_halted"] is True
         text = await (await http.get("/metrics")).text()
         assert 'omniclear_reconcile_ok{chain="solo"} 0' in text
-    rec.clear_halt(c.chain_id)
+    await rec.clear_halt(c.chain_id)
     assert rec.withdrawals_allowed(c.chain_id)
     await client.close()
 

@@ -1,0 +1,83 @@
+"""Withdrawal routes: a signed ``Withdrawal`` in, its status out.
+
+``POST /v1/withdrawals`` takes ``{"withdrawal": <EIP-712 Withdrawal>, "signature": "0x…"}``
+(``amount`` in the destination token's native units; signed by the account itself, never
+by a session key). The sequencer checks free collateral, reserves the amount (moving the
+account's balance to the destination chain if needed) and the next batch pays it. The
+answer is the acknowledgement (``result`` carries the withdrawal with its id) or the
+error with its stable code: ``insufficient_free_collateral``, ``unknown_chain``,
+``withdrawals_halted`` (reconciliation stopped the chain), ``nonce_reused``,
+``bad_signature``, ``unauthorized_signer``, ``expired``, ``invalid_amount``,
+``invalid_request``. Nothing is reserved when it is refused.
+
+``GET /v1/withdrawals/{id}``: ``status`` is ``reserved`` (in the ledger, waiting for a
+batch), ``batched`` (in batch ``batch_number``, on its way), ``paid`` (the vault paid it;
+``tx_hash`` and ``block_number`` of the payment once the vault watcher has seen it).
+``GET /v1/withdrawals?account=0x…`` lists an account's withdrawals, oldest first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from aggregator.api.errors import ApiError
+from aggregator.api.trading import LIMITS, SERVICE, _addr, _json, _service, process_signed, status_of
+from aggregator.ledger import Ledger
+from aggregator.sequencer_service import RequestError, parse_signed
+
+__all__ = ["add_withdrawal_routes", "WITHDRAWAL_CODES"]
+
+LEDGER = web.AppKey("withdrawal_ledger", Ledger)
+WITHDRAWAL_CODES = ("insufficient_free_collateral", "unknown_chain", "withdrawals_halted", "invalid_amount")
+
+
+async def post_withdrawal(request: web.Request) -> web.Response:
+    svc = _service(request)
+    limits = request.app[LIMITS]
+    limits.check_ip(request)
+    try:
+        msg, sig = parse_signed("withdrawal", await request.read())
+    except RequestError as e:
+        raise ApiError(e.message, code=e.code, status=status_of(e.code)) from None
+    status, out = await process_signed(svc, limits, "withdrawal", msg, sig)
+    return _json(out, status)
+
+
+async def _view(request: web.Request, w: dict) -> dict:
+    if w.get("status") == "paid" and LEDGER in request.app:
+        paid = await asyncio.to_thread(request.app[LEDGER].withdrawal_payment, w["withdrawal_id"])
+        if paid is not None:
+            w = {**w, "tx_hash": paid.tx_hash, "block_number": paid.block_number}
+    return {k: (str(v) if k in ("amount", "native_amount") else v) for k, v in w.items()}
+
+
+async def get_withdrawal(request: web.Request) -> web.Response:
+    svc = _service(request)
+    wid = request.match_info["withdrawal_id"]
+    w = svc.sequencer.withdrawal(wid)
+    if w is None:
+        raise ApiError(f"no withdrawal {wid[:80]!r}", code="not_found", status=404)
+    return _json(await _view(request, w))
+
+
+async def list_withdrawals(request: web.Request) -> web.Response:
+    svc = _service(request)
+    raw = request.query.get("account")
+    if not raw:
+        raise ApiError("query parameter account is required", code="invalid_request")
+    account = _addr(raw)
+    return _json({"account": account,
+                  "withdrawals": [await _view(request, w) for w in svc.sequencer.withdrawals(account)]})
+
+
+def add_withdrawal_routes(app: web.Application, ledger: Ledger | None = None) -> None:
+    """Register the withdrawal routes (after ``add_trading_routes``, whose service they use)."""
+    if SERVICE not in app:
+        raise RuntimeError("add_trading_routes must run first")
+    if ledger is not None:
+        app[LEDGER] = ledger
+    app.router.add_post("/v1/withdrawals", post_withdrawal)
+    app.router.add_get("/v1/withdrawals", list_withdrawals)
+    app.router.add_get("/v1/withdrawals/{withdrawal_id}", get_withdrawal)
