@@ -85,6 +85,88 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if ok else EXIT_ERROR
 
 
+def _relayer_store(args: argparse.Namespace):
+    from aggregator.db import make_engine
+    from bridges.relay_store import RelayStore
+
+    store = RelayStore(make_engine(args.db or database_url()))
+    store.create_tables()
+    return store
+
+
+def cmd_relayer_run(args: argparse.Namespace) -> int:
+    from aggregator import devnet
+    from bridges.relayer import RelayerConfig, run_daemon
+
+    dep = devnet.load_deployment_file(args.deployment)
+    if dep.settlement is None:
+        raise CliError(f"{args.deployment} has no settlement layer: run `aggregator devnet up` again")
+    if not 0 <= args.key_index < len(dep.settlement.relayer_keys):
+        raise CliError(f"--key-index must be in 0..{len(dep.settlement.relayer_keys) - 1}")
+    config = RelayerConfig(lease_s=args.lease, stuck_after_s=args.stuck_after)
+
+    def ready(port: int | None) -> None:
+        print(f"relayer {dep.settlement.relayers[args.key_index]} running"
+              + (f", http://{args.host}:{port}/health and /metrics" if port else ""), flush=True)
+
+    asyncio.run(run_daemon(dep, args.db or database_url(), port=args.port, host=args.host,
+                           key_index=args.key_index, owner=args.owner, config=config, ready=ready))
+    return 0
+
+
+def cmd_relayer_list(args: argparse.Namespace) -> int:
+    from bridges.relay_store import STATUSES
+
+    if args.status and args.status not in STATUSES:
+        raise CliError(f"--status must be one of {', '.join(STATUSES)}")
+    rows = _relayer_store(args).list(args.status)
+    if args.json:
+        print(json.dumps([{"id": r.id, "origin": r.origin, "destination": r.destination, "nonce": r.nonce,
+                           "status": r.status, "reason": r.reason, "retries": r.retries, "tx_hash": r.tx_hash,
+                           "dispatch_block": r.dispatch_block} for r in rows], indent=2))
+        return 0
+    print(f"{'id':<66} {'path':<14} {'nonce':>5} {'status':<10} {'tries':>5}  reason / tx")
+    for r in rows:
+        print(f"{r.id:<66} {f'{r.origin}->{r.destination}':<14} {r.nonce:>5} {r.status:<10} {r.retries:>5}  "
+              f"{r.reason or r.tx_hash or ''}")
+    return 0
+
+
+def cmd_relayer_retry(args: argparse.Namespace) -> int:
+    from bridges.relay_store import StoreError
+
+    try:
+        row = _relayer_store(args).retry(args.id)
+    except StoreError as e:
+        raise CliError(str(e)) from e
+    print(f"{row.id} queued again ({row.status})")
+    return 0
+
+
+def add_relayer_parser(sub) -> None:
+    """``aggregator relayer [--deployment F] [--db URL] [--port N]`` and its admin commands."""
+    rl = sub.add_parser("relayer", help="deliver Mailbox messages between the chains (daemon and admin)")
+    rl.add_argument("--deployment", default=".devnet/deployment.json", help="deployment JSON (default .devnet/...)")
+    rl.add_argument("--db", help="database URL (default $OMNICLEAR_DB_URL or SQLite in .devnet/)")
+    rl.add_argument("--port", type=int, help="serve /health and /metrics on this port")
+    rl.add_argument("--host", default="127.0.0.1")
+    rl.add_argument("--key-index", type=int, default=0, help="which devnet relayer key to send with (default 0)")
+    rl.add_argument("--owner", help="lease owner name (default host:pid:random)")
+    rl.add_argument("--lease", type=float, default=30.0, help="claim lease in seconds (default 30)")
+    rl.add_argument("--stuck-after", type=float, default=5.0, help="gas-bump a tx without receipt after N s")
+    rl.set_defaults(func=cmd_relayer_run)
+    rsub = rl.add_subparsers(dest="relayer_command")
+    ls = rsub.add_parser("list", help="list relayed messages")
+    ls.add_argument("--status", help="only this status (pending, submitted, delivered, failed, dead, orphaned)")
+    ls.add_argument("--db", default=argparse.SUPPRESS, help="database URL")
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(func=cmd_relayer_list)
+    rt = rsub.add_parser("retry", help="queue a failed or dead message again")
+    rt.add_argument("id", help="message id (0x...)")
+    rt.add_argument("--db", default=argparse.SUPPRESS, help="database URL")
+    rt.set_defaults(func=cmd_relayer_retry)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="aggregator", description="Omniclear: cross-chain settlement and order API")
     p.add_argument("--chains", help="chains file (default: chains.toml or $OMNICLEAR_CHAINS)")
@@ -116,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     dm.add_argument("--db", help="database URL (default: a fresh SQLite file)")
     dm.set_defaults(func=cmd_demo)
 
+    add_relayer_parser(sub)
     _register_optional(sub)
     return p
 
