@@ -195,9 +195,12 @@ class Service:
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=self.log)
         line = self.proc.stdout.readline().decode()
         if "listening" not in line:
-            self.stop()
+            self.proc.kill()
+            self.proc.wait()
             self.log.seek(0)
-            raise RuntimeError(f"service did not start: {line!r} {self.log.read().decode()[-2000:]}")
+            err = self.log.read().decode()[-2000:]
+            self.log.close()
+            raise RuntimeError(f"service did not start: {line!r} {err}")
         self.banner = line.strip()
 
     def cpu_s(self) -> float:
