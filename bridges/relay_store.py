@@ -273,21 +273,26 @@ class RelayStore:
     # ------------------------------------------------------------------ leases
 
     def claim_next(self, owner: str, destination: int, lease_s: float, limit: int = 16) -> list[RelayMessage]:
-        """Claim, for ``destination``, the lowest-nonce claimable message of each path
-        (up to ``limit`` paths); each claim is a compare-and-set on the lease."""
+        """Claim, for ``destination``, the head (lowest undelivered nonce) of each path that is
+        free and due (up to ``limit`` paths); each claim is a compare-and-set on the lease."""
         now = self.clock()
         with Session(self.engine) as s:
-            rows = s.exec(select(RelayMessage).where(
+            # The head of each path (lowest undelivered nonce), leased or not: a path whose head
+            # is leased or backing off is skipped whole, so nobody works past its head.
+            heads = s.exec(select(RelayMessage.origin, RelayMessage.sender, func.min(RelayMessage.nonce)).where(
                 RelayMessage.destination == destination,
                 RelayMessage.status.in_(CLAIMABLE),  # type: ignore[attr-defined]
-                RelayMessage.next_attempt_at <= now,
-                or_(RelayMessage.lease_until.is_(None), RelayMessage.lease_until < now),  # type: ignore[union-attr]
-            ).order_by(RelayMessage.origin, RelayMessage.sender, RelayMessage.nonce).limit(limit * 8)).all()
-            first: dict[tuple[int, str], RelayMessage] = {}
-            for r in rows:
-                first.setdefault((r.origin, r.sender), r)
+            ).group_by(RelayMessage.origin, RelayMessage.sender)).all()
+            ready: list[RelayMessage] = []
+            for origin, sender, nonce in heads:
+                r = s.exec(select(RelayMessage).where(
+                    RelayMessage.destination == destination, RelayMessage.origin == origin,
+                    RelayMessage.sender == sender, RelayMessage.nonce == nonce,
+                    RelayMessage.status.in_(CLAIMABLE))).first()  # type: ignore[attr-defined]
+                if r is not None and r.next_attempt_at <= now and (r.lease_until is None or r.lease_until < now):
+                    ready.append(r)
             claimed: list[RelayMessage] = []
-            for r in list(first.values())[:limit]:
+            for r in ready[:limit]:
                 res = s.exec(update(RelayMessage).where(  # type: ignore[call-overload]
                     RelayMessage.id == r.id, RelayMessage.status.in_(CLAIMABLE),  # type: ignore[attr-defined]
                     or_(RelayMessage.lease_until.is_(None), RelayMessage.lease_until < now),  # type: ignore[union-attr]

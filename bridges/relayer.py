@@ -10,7 +10,8 @@ destination a delivery loop claims the lowest undelivered message of each path a
 3. collects ``threshold`` validator signatures (``bridges.validator``; the validators check
    the Dispatch on the origin chain themselves);
 4. simulates ``process`` (a revert is classified: ``AlreadyDelivered`` = delivered,
-   ``MessageOutOfOrder`` = wait, a recipient revert such as ``BridgeInPending`` = retry later);
+   ``MessageOutOfOrder`` = wait, ``BridgeInPending`` (the vault waiting for a token-bridge
+   mint) = a fast, uncounted wait, any other recipient revert = capped backoff);
 5. sends ``process`` with the next nonce of its key; if no receipt comes within
    ``stuck_after_s`` it re-signs the *same nonce* with fees raised by ``bump_factor``
    (replacement), up to ``max_bumps`` times; "nonce too low" resyncs the nonce manager.
@@ -23,7 +24,8 @@ Invariants:
   relayer's lease expires and another (or the restarted one) picks the message up.
 - Retries are typed (``Reason``): each reason has its own jittered exponential backoff
   (tenacity wait strategies, evaluated against the persisted retry count) and a cap, after
-  which the message is dead-lettered; waiting for a predecessor never counts.
+  which the message is dead-lettered; waiting for a predecessor, or for the bridge mint a
+  settlement needs (``RECIPIENT_WAITING``), never counts and is retried within 0.1-0.3 s.
 - Graceful shutdown (SIGTERM): stop claiming, let in-flight deliveries finish (bounded by
   ``shutdown_grace_s``), release leases, close clients.
 
@@ -83,6 +85,7 @@ class Reason(StrEnum):
 
     WAITING_PREDECESSOR = "waiting_predecessor"
     AWAITING_SIGNATURES = "awaiting_signatures"
+    RECIPIENT_WAITING = "recipient_waiting"  # the recipient reverts "not yet" (BridgeInPending)
     RECIPIENT_REVERT = "recipient_revert"
     RPC_ERROR = "rpc_error"
     TX_REVERTED = "tx_reverted"
@@ -102,6 +105,8 @@ class RetryRule:
 
 RETRY_RULES: dict[Reason, RetryRule] = {
     Reason.WAITING_PREDECESSOR: RetryRule(wait_fixed(0.05) + wait_random(0, 0.1), cap=None, counts=False),
+    # A settlement waiting for its bridge mint is progress elsewhere, not a fault: fast, never counted.
+    Reason.RECIPIENT_WAITING: RetryRule(wait_fixed(0.1) + wait_random(0, 0.2), cap=None, counts=False),
     Reason.AWAITING_SIGNATURES: RetryRule(wait_random_exponential(multiplier=0.1, max=2.0), cap=60),
     Reason.RECIPIENT_REVERT: RetryRule(wait_random_exponential(multiplier=0.1, max=3.0), cap=40),
     Reason.RPC_ERROR: RetryRule(wait_random_exponential(multiplier=0.1, max=5.0), cap=30),
@@ -199,8 +204,23 @@ def revert_name(exc: BaseException) -> str:
 
 
 _WAIT_ERRORS = {"MessageOutOfOrder"}
+_RECIPIENT_WAIT_ERRORS = {"BridgeInPending"}  # recipient reverts that mean "not yet", not "never"
 _SIGNATURE_ERRORS = {"ThresholdNotMet", "InvalidSignature", "UnknownValidator", "DuplicateOrUnsortedSigner"}
 _INVALID_ERRORS = {"WrongDestination", "WrongVersion", "InvalidMessageLength"}
+
+
+def classify_revert(name: str) -> Reason:
+    """The retry reason for a ``process`` simulation that reverted with custom error ``name``
+    (``AlreadyDelivered`` is handled before: it means done)."""
+    if name in _WAIT_ERRORS:
+        return Reason.WAITING_PREDECESSOR
+    if name in _RECIPIENT_WAIT_ERRORS:
+        return Reason.RECIPIENT_WAITING
+    if name in _SIGNATURE_ERRORS:
+        return Reason.AWAITING_SIGNATURES
+    if name in _INVALID_ERRORS:
+        return Reason.INVALID
+    return Reason.RECIPIENT_REVERT
 
 
 # ---------------------------------------------------------------------- metrics
@@ -340,7 +360,7 @@ class Relayer:
             self.stats.dead += 1
             await asyncio.to_thread(self.store.mark_dead, row.id, self.owner, detail, retries)
             return "dead"
-        if reason is not Reason.WAITING_PREDECESSOR:
+        if rule.counts:  # uncounted waits are routine: they would flood the log
             log.info("message %s retry %d (%s)", row.id, retries, detail)
         await asyncio.to_thread(self.store.mark_retry, row.id, self.owner, detail, retry_delay(reason, retries),
                                 count=rule.counts, retries=retries)
@@ -361,6 +381,8 @@ class Relayer:
         if msg.nonce > inbound:
             raise DeliveryRetry(Reason.WAITING_PREDECESSOR, f"path at nonce {inbound}, message is {msg.nonce}")
         if msg.nonce < inbound:
+            if await self._delivered(dest, mid):  # delivered by someone else since the pre-check
+                return None
             raise DeliveryRetry(Reason.SUPERSEDED, f"path already past nonce {msg.nonce} (at {inbound})")
         try:
             sigs = await self.signatures.signatures(SignRequest(msg.encode(), row.dispatch_block), self.threshold)
@@ -399,13 +421,9 @@ class Relayer:
             name = revert_name(e)
             if name == "AlreadyDelivered":
                 return None
-            if name in _WAIT_ERRORS:
-                raise DeliveryRetry(Reason.WAITING_PREDECESSOR, name, chain=dest.name) from e
-            if name in _SIGNATURE_ERRORS:
-                raise DeliveryRetry(Reason.AWAITING_SIGNATURES, name, chain=dest.name) from e
-            if name in _INVALID_ERRORS:
-                raise DeliveryRetry(Reason.INVALID, name, chain=dest.name) from e
-            raise DeliveryRetry(Reason.RECIPIENT_REVERT, f"{name}: {str(e)[:200]}", chain=dest.name) from e
+            reason = classify_revert(name)
+            detail = name if reason is not Reason.RECIPIENT_REVERT else f"{name}: {str(e)[:200]}"
+            raise DeliveryRetry(reason, detail, chain=dest.name) from e
         return int(est * 13 // 10) + 30_000
 
     # ------------------------------------------------------------------ transactions
