@@ -143,9 +143,19 @@ def cmd_relayer_retry(args: argparse.Namespace) -> int:
     return 0
 
 
+def _one_line_error(parser: argparse.ArgumentParser):
+    """Make ``parser`` report bad input as the single line ``aggregator: error: ...`` (exit 2)."""
+
+    def error(message: str):
+        parser.exit(2, f"aggregator: error: {parser.prog}: {message}\n")
+
+    parser.error = error  # type: ignore[method-assign]
+    return parser
+
+
 def add_relayer_parser(sub) -> None:
     """``aggregator relayer [--deployment F] [--db URL] [--port N]`` and its admin commands."""
-    rl = sub.add_parser("relayer", help="deliver Mailbox messages between the chains (daemon and admin)")
+    rl = _one_line_error(sub.add_parser("relayer", help="deliver Mailbox messages between the chains (daemon and admin)"))
     rl.add_argument("--deployment", default=".devnet/deployment.json", help="deployment JSON (default .devnet/...)")
     rl.add_argument("--db", help="database URL (default $OMNICLEAR_DB_URL or SQLite in .devnet/)")
     rl.add_argument("--port", type=int, help="serve /health and /metrics on this port")
@@ -156,12 +166,12 @@ def add_relayer_parser(sub) -> None:
     rl.add_argument("--stuck-after", type=float, default=5.0, help="gas-bump a tx without receipt after N s")
     rl.set_defaults(func=cmd_relayer_run)
     rsub = rl.add_subparsers(dest="relayer_command")
-    ls = rsub.add_parser("list", help="list relayed messages")
+    ls = _one_line_error(rsub.add_parser("list", help="list relayed messages"))
     ls.add_argument("--status", help="only this status (pending, submitted, delivered, failed, dead, orphaned)")
     ls.add_argument("--db", default=argparse.SUPPRESS, help="database URL")
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(func=cmd_relayer_list)
-    rt = rsub.add_parser("retry", help="queue a failed or dead message again")
+    rt = _one_line_error(rsub.add_parser("retry", help="queue a failed or dead message again"))
     rt.add_argument("id", help="message id (0x...)")
     rt.add_argument("--db", default=argparse.SUPPRESS, help="database URL")
     rt.set_defaults(func=cmd_relayer_retry)
