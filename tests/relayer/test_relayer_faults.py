@@ -232,6 +232,21 @@ async def test_two_relayer_processes_on_one_database_deliver_each_message_once(s
             stop_process(p)
     assert all(p.returncode == 0 for p in procs), "SIGTERM is a clean shutdown"
     await assert_all_delivered_once(s, store, n)
+    # admin: list by status, and a retry of a delivered message is refused in one line
+    import json
+    import subprocess
+    import sys
+
+    from tests.relayer.conftest import ROOT
+
+    ls = await t(subprocess.run, [sys.executable, "-m", "aggregator.cli", "relayer", "list", "--status", "delivered",
+                                  "--json", "--db", db_url], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert ls.returncode == 0, ls.stderr
+    listed = json.loads(ls.stdout)
+    assert len(listed) == n and all(r["tx_hash"] for r in listed)
+    rt = await t(subprocess.run, [sys.executable, "-m", "aggregator.cli", "relayer", "retry", listed[0]["id"],
+                                  "--db", db_url], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert rt.returncode == 1 and rt.stderr.strip().startswith("aggregator: error:") and "already delivered" in rt.stderr
 
 
 async def test_two_relayers_with_separate_databases_rely_on_mailbox_idempotence(system, tmp_path):
@@ -246,7 +261,13 @@ async def test_two_relayers_with_separate_databases_rely_on_mailbox_idempotence(
     try:
         await submit_batches(s, n_batches)
         for st in stores:
-            await wait_until(lambda st=st: st.counts()[DELIVERED] == n, 120, what=f"{n} deliveries in each store")
+            try:
+                await wait_until(lambda st=st: st.counts()[DELIVERED] == n, 90, what=f"{n} deliveries in each store")
+            except AssertionError:
+                for i, x in enumerate(stores):
+                    for r in x.list():
+                        print(i, r.origin, r.destination, r.nonce, r.status, r.retries, r.reason, r.lease_owner)
+                raise
     finally:
         stop.set()
         await asyncio.wait_for(asyncio.gather(*tasks), 40)
