@@ -69,3 +69,41 @@ async def test_batch_with_bridge_leg_is_delivered_once_and_moves_vault_balances(
         await runner.cleanup()
         await close_relayer(relayer)
         store.engine.dispose()
+
+
+async def test_slow_bridge_leg_is_an_uncounted_fast_wait_not_a_dead_letter(system, db_url):
+    """The hub settlement of a bridging batch reverts BridgeInPending until the bnb -> hub mint
+    lands: it must wait without counting retries, and follow the mint within a fraction of a second."""
+    s = system
+    store = fresh_store(db_url)
+    relayer = build_relayer(s.dep, store, config=RelayerConfig(lease_s=10))
+    stop = asyncio.Event()
+    task = asyncio.create_task(relayer.run(stop))
+    try:
+        s.miner.enabled[BNB] = False  # the mint dispatched on bnb gets no confirmations: the bridge leg stalls
+        await submit(s, bridging_batch(s, 1))
+
+        def hub_settlement():
+            return next((r for r in store.list() if r.origin == HUB and r.destination == HUB), None)
+
+        await wait_until(lambda: (r := hub_settlement()) is not None and "BridgeInPending" in (r.reason or ""), 30,
+                         what="the hub settlement waiting for its bridge-in")
+        await asyncio.sleep(3.0)  # many attempts while the leg is slow
+        waiting = await t(hub_settlement)
+        assert waiting is not None and waiting.status != DELIVERED and waiting.retries == 0, waiting
+        assert relayer.stats.retries.get("recipient_waiting", 0) >= 8  # retried every 0.1-0.3 s
+        assert "recipient_revert" not in relayer.stats.retries
+        s.miner.enabled[BNB] = True
+        await wait_until(lambda: store.counts()[DELIVERED] == 4, 60, what="4 deliveries")
+        rows = await t(store.list)
+        mint = next(r for r in rows if r.origin == BNB and r.destination == HUB)
+        done = next(r for r in rows if r.origin == HUB and r.destination == HUB)
+        assert done.retries == 0 and mint.delivered_at is not None and done.delivered_at is not None
+        assert done.delivered_at - mint.delivered_at < 1.5, "the settlement follows its mint quickly"
+        assert all(n == 1 for n in (await t(s.process_counts)).values())
+        assert await t(s.vault_balance, HUB, "t3") == 300 * USD
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+        await close_relayer(relayer)
+        store.engine.dispose()
