@@ -143,7 +143,7 @@ class Service:
             await self.oracle_service.start()
         if self.sequencer is not None:
             add_trading_routes(app, self.sequencer, self.trading_options)
-            add_withdrawal_routes(app, self.ledger)
+            add_withdrawal_routes(app, self.ledger, self.batcher)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
@@ -166,6 +166,17 @@ class Service:
                [({"chain": w.client.name}, w.stats.reorgs) for w in self.watchers])
         yield ("omniclear_watcher_failing", "gauge", "1 if the last poll failed",
                [({"chain": w.client.name}, int(w.stats.last_error is not None)) for w in self.watchers])
+        if self.batcher is not None:
+            recs = list(self.batcher.records.values())
+            yield ("omniclear_batches_submitted_total", "counter", "Settlement batches committed on the hub",
+                   [({}, sum(1 for r in recs if r.tx_hash))])
+            yield ("omniclear_batch_failures_total", "counter", "Batch submissions that failed (then caught up)",
+                   [({}, self.batcher.failures)])
+            net = self.sequencer.sequencer.netting()
+            yield ("omniclear_netting_gross", "counter", "Gross cross-chain obligations settled (1e-6 USDC)",
+                   [({}, net["gross"])])
+            yield ("omniclear_netting_bridged", "counter", "Volume moved through the token bridge (1e-6 USDC)",
+                   [({}, net["bridged"])])
         latest = self.reconciler.latest if self.reconciler else {}
         yield ("omniclear_reconcile_ok", "gauge", "1 if vault and ledger agree at the indexed block",
                [({"chain": names[cid]}, int(r.ok)) for cid, r in latest.items()])

@@ -14,6 +14,11 @@ error with its stable code: ``insufficient_free_collateral``, ``unknown_chain``,
 batch), ``batched`` (in batch ``batch_number``, on its way), ``paid`` (the vault paid it;
 ``tx_hash`` and ``block_number`` of the payment once the vault watcher has seen it).
 ``GET /v1/withdrawals?account=0x…`` lists an account's withdrawals, oldest first.
+
+``GET /v1/batches``: the settlement batches this process closed or submitted (number,
+hub transaction, gas, message id per chain, withdrawals, and the batch's netting: gross
+cross-chain obligations, bridged volume, efficiency in basis points), newest first, with
+the cumulative netting report and each chain's last applied batch.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from aggregator.sequencer_service import RequestError, parse_signed
 __all__ = ["add_withdrawal_routes", "WITHDRAWAL_CODES"]
 
 LEDGER = web.AppKey("withdrawal_ledger", Ledger)
+BATCHER = web.AppKey("batcher", object)
 WITHDRAWAL_CODES = ("insufficient_free_collateral", "unknown_chain", "withdrawals_halted", "invalid_amount")
 
 
@@ -72,12 +78,30 @@ async def list_withdrawals(request: web.Request) -> web.Response:
                   "withdrawals": [await _view(request, w) for w in svc.sequencer.withdrawals(account)]})
 
 
-def add_withdrawal_routes(app: web.Application, ledger: Ledger | None = None) -> None:
-    """Register the withdrawal routes (after ``add_trading_routes``, whose service they use)."""
+async def list_batches(request: web.Request) -> web.Response:
+    svc = _service(request)
+    seq = svc.sequencer
+    batcher = request.app.get(BATCHER)
+    records = sorted(getattr(batcher, "records", {}).values(), key=lambda r: -r.number)[:200]
+    return _json({
+        "netting": seq.netting(),
+        "last_applied": {str(c): seq.last_settled_batch(c) for c in seq.settlement_chains()},
+        "batches": [{"number": r.number, "closed_at": r.closed_at, "submitted_at": r.submitted_at,
+                     "tx_hash": r.tx_hash, "gas_used": r.gas_used, "withdrawals": r.withdrawals,
+                     "message_ids": {str(k): v for k, v in r.message_ids.items()}, "netting": r.netting}
+                    for r in records],
+    })
+
+
+def add_withdrawal_routes(app: web.Application, ledger: Ledger | None = None, batcher: object | None = None) -> None:
+    """Register the withdrawal and batch routes (after ``add_trading_routes``, whose service they use)."""
     if SERVICE not in app:
         raise RuntimeError("add_trading_routes must run first")
     if ledger is not None:
         app[LEDGER] = ledger
+    if batcher is not None:
+        app[BATCHER] = batcher
+    app.router.add_get("/v1/batches", list_batches)
     app.router.add_post("/v1/withdrawals", post_withdrawal)
     app.router.add_get("/v1/withdrawals", list_withdrawals)
     app.router.add_get("/v1/withdrawals/{withdrawal_id}", get_withdrawal)

@@ -7,6 +7,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from aggregator.api.app import make_app
 from aggregator.api.openapi import described_paths, registered_paths
 from aggregator.api.trading import TradingOptions, add_trading_routes
+from aggregator.api.withdrawals import add_withdrawal_routes
 from aggregator.config import local_settings
 from aggregator.db import init_db, make_engine
 from aggregator.ledger import Ledger
@@ -24,6 +25,7 @@ async def test_openapi_describes_every_registered_route(tmp_path):
     add_price_routes(app, OracleService(load_feeds(), [], ReportSigner(["0x" + "11" * 32]), Eip712Domain(31337)))
     svc = make_service(tmp_path / "j", Clock())
     add_trading_routes(app, svc, TradingOptions(rate=None, ip_rate=None))
+    add_withdrawal_routes(app)
     client = TestClient(TestServer(app))
     await client.start_server()
     try:

@@ -143,6 +143,9 @@ async def test_deposit_on_a_profit_from_b_withdraw_all_on_c_keeps_every_vault_so
                 return all(seq.last_settled_batch(c) >= last.number for c in last.domains)
 
             await _until(all_applied, 60, "batches not applied everywhere")
+            report = await api.get("/v1/batches")
+            assert report["batches"] and all(b["tx_hash"] for b in report["batches"])
+            assert 0 < report["netting"]["bridged"] <= report["netting"]["gross"]
 
         seq = svc.sequencer.sequencer
         assert seq.total_balance() == seq.deposited - seq.withdrawn
