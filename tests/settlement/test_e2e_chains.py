@@ -135,7 +135,9 @@ async def test_deposit_on_a_profit_from_b_withdraw_all_on_c_keeps_every_vault_so
 
             await _until(paid, 120, "withdrawal not paid on chain C")
             token_c = contract(w3[chain_c.chain_id], "CollateralToken", chain_c.token)
-            assert token_c.functions.balanceOf(alice.address).call() == everything * scale_c
+            # sync web3 only off the event loop: web3 shares one lock between sync and async providers
+            got = await asyncio.to_thread(token_c.functions.balanceOf(alice.address).call)
+            assert got == everything * scale_c
 
             async def all_applied() -> bool:
                 seq = svc.sequencer.sequencer
@@ -156,7 +158,7 @@ async def test_deposit_on_a_profit_from_b_withdraw_all_on_c_keeps_every_vault_so
             assert r.vault_holdings == r.vault_settled + r.in_flight
         # Bob's loss left chain B, Alice's payout arrived on chain C through the token bridge.
         vault_b = contract(w3[chain_b.chain_id], "CollateralVault", chain_b.vault)
-        assert vault_b.functions.balanceOf(bob.address, chain_b.token).call() < 10_000 * USDC
+        assert await asyncio.to_thread(vault_b.functions.balanceOf(bob.address, chain_b.token).call) < 10_000 * USDC
         delivered = [m for m in store.list("delivered")]
         assert len({m.id for m in delivered}) == len(delivered) and delivered
     finally:
