@@ -155,7 +155,8 @@ def _one_line_error(parser: argparse.ArgumentParser):
 
 def add_relayer_parser(sub) -> None:
     """``aggregator relayer [--deployment F] [--db URL] [--port N]`` and its admin commands."""
-    rl = _one_line_error(sub.add_parser("relayer", help="deliver Mailbox messages between the chains (daemon and admin)"))
+    rl = _one_line_error(sub.add_parser("relayer",
+                                        help="deliver Mailbox messages between the chains (daemon and admin)"))
     rl.add_argument("--deployment", default=".devnet/deployment.json", help="deployment JSON (default .devnet/...)")
     rl.add_argument("--db", help="database URL (default $OMNICLEAR_DB_URL or SQLite in .devnet/)")
     rl.add_argument("--port", type=int, help="serve /health and /metrics on this port")

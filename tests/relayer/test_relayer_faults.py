@@ -165,7 +165,28 @@ def _hub_dispatches(s: System, block: int) -> list:
                                    "toBlock": block})
 
 
+async def _orphan(s: System, settlements, blocks_on_top: int = 0):
+    """Commit ``settlements`` as the next batch, mine ``blocks_on_top`` blocks on it (short of the
+    2 confirmations), then reorg that block and the ones on top away (empty blocks instead)."""
+    w3 = s.w3(HUB)
+    sub = await submit(s, settlements)
+    logs = await t(_hub_dispatches, s, sub.block_number)
+    assert len(logs) == 3
+    if blocks_on_top:
+        await t(w3.provider.make_request, "anvil_mine", [hex(blocks_on_top)])
+    depth = await t(lambda: w3.eth.block_number) - sub.block_number + 1
+    await t(w3.provider.make_request, "anvil_reorg", [depth, []])
+    hub_c = contract(w3, "SettlementHub", s.chain(HUB).settlement_hub)
+    assert await t(hub_c.functions.lastBatchNumber().call) == len(s.headers) - 1
+    s.headers.pop()
+    return sub, logs
+
+
 async def test_reorg_on_hub_before_confirmations_delivers_nothing_orphaned_and_reinclusion_once(system, db_url):
+    """Batch 1 is mined and reorged away before its 2 confirmations, and a different batch 1 takes
+    its place: the orphaned message it does not repeat (arb's) is never queued nor processed. That
+    second batch is reorged away too and then included again (same bytes, same ids): each of its
+    messages, including the two the orphan shared, is processed exactly once."""
     s = system
     store = store_for(db_url)
     s.miner.enabled[HUB] = False  # the test makes the hub's blocks itself
@@ -176,22 +197,10 @@ async def test_reorg_on_hub_before_confirmations_delivers_nothing_orphaned_and_r
     task = asyncio.create_task(relayer.run(stop))
     try:
         await t(w3.provider.make_request, "anvil_mine", ["0x5"])
-        settlements = small_batch(s, 1, 7 * USD)
-        sub = await submit(s, settlements)
-        orphan_logs = await t(_hub_dispatches, s, sub.block_number)
-        assert len(orphan_logs) == 3
-        await t(w3.provider.make_request, "anvil_mine", ["0x1"])  # 1 of 2 confirmations
-        await asyncio.sleep(1.5)
-        assert await t(store.list) == []  # unconfirmed: not even queued
-        # Replace the batch's block and the one on top with empty blocks.
-        depth = await t(lambda: w3.eth.block_number) - sub.block_number + 1
-        await t(w3.provider.make_request, "anvil_reorg", [depth, []])
-        hub_c = contract(w3, "SettlementHub", hub.settlement_hub)
-        assert await t(hub_c.functions.lastBatchNumber().call) == 0
+        orphan, orphan_logs = await _orphan(s, small_batch(s, 1, 7 * USD), blocks_on_top=1)
         await t(w3.provider.make_request, "anvil_mine", ["0x6"])
         await asyncio.sleep(1.5)
-        assert await t(store.list) == []
-        assert await t(s.process_counts) == {}
+        assert await t(store.list) == [] and await t(s.process_counts) == {}
         # A validator refuses to sign the orphaned message, whatever the relayer claims.
         ev = decode_dispatch(orphan_logs[0])
         client = ChainClient("hub", hub.rpc_url, hub.chain_id)
@@ -200,22 +209,34 @@ async def test_reorg_on_hub_before_confirmations_delivers_nothing_orphaned_and_r
                                 {HUB: OriginChain(client, hub.mailbox, hub.confirmations)},
                                 {c.chain_id: DestinationMailbox(c.chain_id, c.mailbox) for c in s.dep.chains})
             with pytest.raises(ValidatorRefused) as refused:
-                await v.attest(SignRequest(ev.message, sub.block_number))
+                await v.attest(SignRequest(ev.message, orphan.block_number))
             assert refused.value.reason == "not-found"
         finally:
             await client.close()
-        # The batch is included again (same bytes, same ids) and is delivered once.
-        s.headers.pop()
-        again = await submit(s, settlements)
-        assert again.message_ids == sub.message_ids
+        # A different batch 1 at the same heights (arb's settlement has another amount, so another
+        # id; the empty hub and bnb settlements are byte-identical), itself reorged once.
+        replacement = small_batch(s, 1, 8 * USD)
+        first, _ = await _orphan(s, replacement)
+        assert first.message_ids[ARB] != orphan.message_ids[ARB]
+        await t(w3.provider.make_request, "anvil_mine", ["0x3"])
+        again = await submit(s, replacement)  # re-included: same bytes, same ids
+        assert again.message_ids == first.message_ids
         s.miner.enabled[HUB] = True
         await wait_until(lambda: store.counts()[DELIVERED] == 3, 60, what="the re-included batch")
+        await asyncio.sleep(1.0)  # any stray delivery of an orphaned id would show now
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)
         await close_relayer(relayer)
     await assert_all_delivered_once(s, store, 3)
-    assert await t(s.vault_balance, ARB, "t4") == 7 * USD
+    counts = await t(s.process_counts)
+    orphaned = {"0x" + m.hex() for m in orphan.message_ids.values()}
+    orphaned -= {"0x" + m.hex() for m in again.message_ids.values()}
+    assert orphaned == {"0x" + orphan.message_ids[ARB].hex()}
+    assert not orphaned & set(counts), "an orphaned message was processed"
+    assert not orphaned & {r.id for r in await t(store.list)}, "an orphaned message was queued"
+    assert all(counts["0x" + m.hex()] == 1 for m in again.message_ids.values())
+    assert await t(s.vault_balance, ARB, "t4") == 8 * USD
 
 
 async def test_two_relayer_processes_on_one_database_deliver_each_message_once(system, db_url):
