@@ -132,10 +132,10 @@ class FaultyProxy:
             await self.session.close()
 
 
-async def test_faulty_rpc_proxy_in_front_of_two_chains_still_delivers_each_once(system, db_url):
+async def test_faulty_rpc_proxy_in_front_of_every_chain_still_delivers_each_once(system, db_url):
     s = system
     store = store_for(db_url)
-    proxies = {name: FaultyProxy(s.dep.chain(name).rpc_url, seed=i) for i, name in enumerate(("hub", "bnb"))}
+    proxies = {name: FaultyProxy(s.dep.chain(name).rpc_url, seed=i) for i, name in enumerate(("hub", "arb", "bnb"))}
     started = {name: await px.start() for name, px in proxies.items()}
     relayer = build_relayer(s.dep, store, rpc_urls={name: url for name, (_, url) in started.items()},
                             config=RelayerConfig(rpc_timeout_s=1.0, lease_s=10, stuck_after_s=3.0))
