@@ -43,6 +43,11 @@ Performance notes (``bench/bench_order_entry.py``; CPU per order measured single
       ``call_soon_threadsafe`` per chunk instead of ``run_in_executor``: the loop thread's
       CPU per verification drops by ~30-40 % (single requests 120-150 -> 77-89 us, chunks
       of 50 7.5 -> 5 us per order, on the shared 2-core machine).
+    - Verification hot path (``_Keccak``, ``_make_digest``, ``_Recoverer``): keccak on
+      pycryptodome's native library with one state per thread, the EIP-712 digest with it
+      and secp256k1 recovery through coincurve's C functions with per-thread buffers:
+      ``_verify_chunk`` 84 -> 64 us CPU per order, most of it GIL-free; REST batch
+      2,289 -> 2,846 orders/s, service CPU 254 -> 212 us/order (load ~3-4.7 from others).
 """
 
 from __future__ import annotations
@@ -58,6 +63,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import coincurve
 import msgspec
 
 from aggregator import eip712
@@ -218,14 +224,164 @@ def parse_batch(body: bytes, max_batch: int = MAX_BATCH) -> list[tuple[Any, byte
 
 
 # ------------------------------------------------------------------------- verifying
+# Hot path of every signed request, run on the Verifier's worker threads. The generic
+# helpers (``eip712.digest`` / ``recover_raw``) cost ~45 us of GIL-held Python per order
+# around ~60 us of GIL-free secp256k1 work: pycryptodome's keccak wrapper allocates a
+# state, two ctypes buffers and a finaliser per call (~8 us, 3 calls per order), and
+# ``recover_raw`` re-normalises the (already normalised) signature and goes through
+# coincurve's object wrappers. ``_Recoverer`` keeps one keccak state and the cffi output
+# buffers per thread and calls the C functions directly (ctypes and cffi release the GIL
+# during each call); ``_fast_digest`` is ``eip712.digest`` over the same encoding with the
+# per-thread keccak. Both are checked against the eip712 functions at import (a mismatch
+# or a missing native library falls back to the eip712 functions).
+
+
+class _Keccak:
+    """keccak-256 over pycryptodome's native library with one reusable state (one thread)."""
+
+    def __init__(self) -> None:
+        import ctypes
+
+        from Crypto.Hash import keccak as _k
+
+        lib = ctypes.CDLL(_k._raw_keccak_lib._name)
+        self._init, self._reset, self._absorb, self._digest = (
+            lib.keccak_init, lib.keccak_reset, lib.keccak_absorb, lib.keccak_digest)
+        vp, sz, u8 = ctypes.c_void_p, ctypes.c_size_t, ctypes.c_ubyte
+        self._init.argtypes = [ctypes.POINTER(vp), sz, u8]
+        self._reset.argtypes = [vp]
+        self._absorb.argtypes = [vp, ctypes.c_char_p, sz]
+        self._digest.argtypes = [vp, ctypes.c_char_p, sz, u8]
+        for f in (self._init, self._reset, self._absorb, self._digest):
+            f.restype = ctypes.c_int
+        self._local = threading.local()
+        self._ctypes = ctypes
+
+    def _state(self) -> tuple[Any, Any]:
+        loc = self._local
+        st = getattr(loc, "st", None)
+        if st is None:
+            ct = self._ctypes
+            p = ct.c_void_p()
+            if self._init(ct.byref(p), 64, 24):  # capacity 512 bits, 24 rounds: keccak-256
+                raise RuntimeError("keccak_init failed")
+            st = loc.st = (p, ct.create_string_buffer(32))
+        return st
+
+    def __call__(self, data: bytes) -> bytes:
+        st, buf = self._state()
+        reset, absorb, dig = self._reset, self._absorb, self._digest
+        if reset(st) or absorb(st, data, len(data)) or dig(st, buf, 32, 1):
+            raise RuntimeError("keccak failed")
+        return buf.raw
+
+
+def _make_digest(keccak: Callable[[bytes], bytes]) -> Callable[[eip712.Domain, Any], bytes]:
+    """Return ``digest(domain, msg)`` = ``eip712.digest`` computed with ``keccak``."""
+    enc: dict[type, Callable[[Any], bytes]] = {}
+    strings: dict[str, bytes] = {}
+
+    def enc_string(v: str) -> bytes:
+        h = strings.get(v)
+        if h is None:
+            h = keccak(v.encode())
+            if len(strings) >= 4096:
+                strings.clear()
+            strings[v] = h
+        return h
+
+    for cls in eip712.MESSAGE_TYPES.values():
+        parts = []
+        for _, attr, typ in cls.FIELDS:
+            if typ == "address":
+                parts.append(f"_Z12 + _fromhex(m.{attr}[2:])")
+            elif typ == "string":
+                parts.append(f"_S(m.{attr})")
+            elif typ == "bool":
+                parts.append(f"(_T if m.{attr} else _F)")
+            else:
+                parts.append(f"m.{attr}.to_bytes(32, 'big')")
+        ns: dict[str, Any] = {"_Z12": bytes(12), "_fromhex": bytes.fromhex, "_S": enc_string, "_K": keccak,
+                              "_T": bytes(31) + b"\x01", "_F": bytes(32), "_TH": eip712.type_hash(cls.PRIMARY_TYPE)}
+        exec(f"def h(m):\n    return _K(_TH + {' + '.join(parts)})\n", ns)  # noqa: S102 - from FIELDS only
+        enc[cls] = ns["h"]
+
+    def digest(domain: eip712.Domain, msg: Any) -> bytes:
+        return keccak(b"\x19\x01" + domain.separator + enc[type(msg)](msg))
+
+    return digest
+
+
+class _Recoverer:
+    """``eip712.recover_raw`` for an already normalised signature: coincurve's C calls, buffers per thread."""
+
+    def __init__(self, keccak: Callable[[bytes], bytes]) -> None:
+        from coincurve._libsecp256k1 import ffi, lib
+        from coincurve.context import GLOBAL_CONTEXT
+
+        self.ffi, self.lib, self.ctx, self.keccak = ffi, lib, GLOBAL_CONTEXT.ctx, keccak
+        self._local = threading.local()
+
+    def __call__(self, digest32: bytes, sig: bytes) -> bytes:
+        loc = self._local
+        bufs = getattr(loc, "bufs", None)
+        if bufs is None:
+            ffi = self.ffi
+            bufs = loc.bufs = (ffi.new("secp256k1_ecdsa_recoverable_signature *"), ffi.new("secp256k1_pubkey *"),
+                               ffi.new("unsigned char[65]"), ffi.new("size_t *"), ffi.buffer)
+        rsig, pub, out, outlen, buffer = bufs
+        lib, ctx = self.lib, self.ctx
+        if not (lib.secp256k1_ecdsa_recoverable_signature_parse_compact(ctx, rsig, sig[:64], sig[64] - 27)
+                and lib.secp256k1_ecdsa_recover(ctx, pub, rsig, digest32)):
+            raise eip712.SignatureError("signature does not recover a public key")
+        outlen[0] = 65
+        lib.secp256k1_ec_pubkey_serialize(ctx, out, outlen, pub, lib.SECP256K1_EC_UNCOMPRESSED)
+        return self.keccak(buffer(out, 65)[1:])[12:]
+
+
+def _fast_paths() -> tuple[Callable[[eip712.Domain, Any], bytes], Callable[[bytes, bytes], bytes]]:
+    """Return ``(digest, recover_raw)``: the fast ones if they agree with eip712's, else eip712's."""
+    try:
+        k = _Keccak()
+        digest, recover = _make_digest(k), _Recoverer(k)
+        for data in (b"", b"omniclear", bytes(range(256)) * 3):
+            if k(data) != eip712.keccak(data):
+                raise ValueError("keccak mismatch")
+        key = coincurve.PrivateKey(eip712.keccak(b"omniclear verifier self-check"))
+        addr = eip712.to_checksum_address(eip712.keccak(key.public_key.format(compressed=False)[1:])[12:])
+        dom = eip712.Domain(1, "0x" + "11" * 20)
+        msg = eip712.Order(addr, "ETH-PERP", 1, 1, 1, 1, False, 3_000, 7, 9, 5, 2**40)
+        d = digest(dom, msg)
+        if d != eip712.digest(dom, msg):
+            raise ValueError("digest mismatch")
+        sig = eip712.sign_digest(key.secret, d)
+        if recover(d, eip712.normalize_signature(sig)) != eip712.recover_raw(d, sig):
+            raise ValueError("recover mismatch")
+        return digest, recover
+    except Exception as e:  # noqa: BLE001 - the generic path is always correct
+        log.warning("fast signature verification unavailable (%r); using eip712.digest / recover_raw", e)
+        return eip712.digest, eip712.recover_raw
+
+
+_digest, _recover_raw = _fast_paths()
 
 
 def _verify_chunk(domain: eip712.Domain, items: list[tuple[Any, bytes]]) -> list[str | RequestError]:
     out: list[str | RequestError] = []
-    digest, recover_raw, fromhex = eip712.digest, eip712.recover_raw, bytes.fromhex
+    digest, recover_raw, fromhex = _digest, _recover_raw, bytes.fromhex
+    generic = eip712.recover_raw
     for msg, sig in items:
         try:
-            raw = recover_raw(digest(domain, msg), sig)
+            d = digest(domain, msg)
+            # fast path only for normalised low-s signatures; anything else (and any failure)
+            # goes through eip712.recover_raw, so errors and their messages are unchanged
+            if type(sig) is bytes and len(sig) == 65 and sig[64] in (27, 28) and sig[32] < 0x7F:
+                try:
+                    raw = recover_raw(d, sig)
+                except eip712.SignatureError:
+                    raw = generic(d, sig)
+            else:
+                raw = generic(d, sig)
         except eip712.SignatureError as e:
             out.append(RequestError("bad_signature", str(e)))
             continue
