@@ -156,6 +156,14 @@ def _addr(raw: str) -> str:
         raise ApiError(f"not an address: {raw[:64]!r}", code="invalid_address", status=400) from None
 
 
+def account_query(request: web.Request) -> str:
+    """Return the checksum ``account`` query parameter (required)."""
+    raw = request.query.get("account")
+    if not raw:
+        raise ApiError("query parameter account is required", code="invalid_request")
+    return _addr(raw)
+
+
 def _int_query(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
     raw = request.query.get(name)
     if raw is None:
@@ -298,10 +306,7 @@ async def post_batch(request: web.Request) -> web.Response:
 
 async def get_open_orders(request: web.Request) -> web.Response:
     svc = _service(request)
-    raw = request.query.get("account")
-    if not raw:
-        raise ApiError("query parameter account is required", code="invalid_request")
-    account = _addr(raw)
+    account = account_query(request)
     inst = request.query.get("instrument") or None
     if inst is not None:
         _instrument_or_404(svc, inst)
@@ -310,10 +315,7 @@ async def get_open_orders(request: web.Request) -> web.Response:
 
 async def get_fills(request: web.Request) -> web.Response:
     svc = _service(request)
-    raw = request.query.get("account")
-    if not raw:
-        raise ApiError("query parameter account is required", code="invalid_request")
-    account = _addr(raw)
+    account = account_query(request)
     limit = _int_query(request, "limit", 100, 1, 1000)
     return _json({"account": account, "fills": jsonable(svc.sequencer.fills(account, limit))})
 

@@ -28,7 +28,7 @@ import asyncio
 from aiohttp import web
 
 from aggregator.api.errors import ApiError
-from aggregator.api.trading import LIMITS, SERVICE, _addr, _json, _service, process_signed, status_of
+from aggregator.api.trading import LIMITS, SERVICE, _json, _service, account_query, process_signed, status_of
 from aggregator.ledger import Ledger
 from aggregator.sequencer_service import RequestError, parse_signed
 
@@ -70,10 +70,7 @@ async def get_withdrawal(request: web.Request) -> web.Response:
 
 async def list_withdrawals(request: web.Request) -> web.Response:
     svc = _service(request)
-    raw = request.query.get("account")
-    if not raw:
-        raise ApiError("query parameter account is required", code="invalid_request")
-    account = _addr(raw)
+    account = account_query(request)
     return _json({"account": account,
                   "withdrawals": [await _view(request, w) for w in svc.sequencer.withdrawals(account)]})
 

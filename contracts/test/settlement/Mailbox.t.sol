@@ -33,23 +33,6 @@ contract MockRecipient is IMessageRecipient {
 
 /// @dev Calls `Message` accessors on calldata for the codec fuzz test.
 contract MessageHarness {
-    function parse(bytes calldata m)
-        external
-        pure
-        returns (uint8, uint32, uint32, bytes32, uint32, bytes32, bytes memory)
-    {
-        Message.checkLength(m);
-        return (
-            Message.version(m),
-            Message.nonce(m),
-            Message.origin(m),
-            Message.sender(m),
-            Message.destination(m),
-            Message.recipient(m),
-            Message.body(m)
-        );
-    }
-
     function parseEncoded(bytes calldata m) external pure returns (bytes memory) {
         Message.checkLength(m);
         return abi.encode(
