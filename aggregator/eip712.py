@@ -472,8 +472,12 @@ def _enc_string(v: str) -> bytes:
     return h
 
 
-def _compile_encoder(cls: type):
-    """Build ``struct_hash`` for one message class from its FIELDS (one expression, no loop)."""
+def _compile_encoder(cls: type, keccak_fn: Any = None, enc_string: Any = None):
+    """Build ``struct_hash`` for one message class from its FIELDS (one expression, no loop).
+
+    ``keccak_fn`` / ``enc_string`` replace the hash and the string encoder (the sequencer's
+    verifier threads pass a per-thread native keccak); the encoding is the same.
+    """
     parts = []
     for _, attr, typ in cls.FIELDS:
         if typ == "address":
@@ -485,8 +489,9 @@ def _compile_encoder(cls: type):
         else:
             parts.append(f"m.{attr}.to_bytes(32, 'big')")
     src = f"def _hash_{cls.PRIMARY_TYPE}(m):\n    return keccak(_TH + " + " + ".join(parts) + ")\n"
-    env = {"_Z12": b"\x00" * 12, "_fromhex": bytes.fromhex, "_enc_string": _enc_string, "keccak": keccak,
-           "_TRUE": b"\x00" * 31 + b"\x01", "_FALSE": b"\x00" * 32, "_TH": _TYPE_HASH[cls]}
+    env = {"_Z12": b"\x00" * 12, "_fromhex": bytes.fromhex, "_enc_string": enc_string or _enc_string,
+           "keccak": keccak_fn or keccak, "_TRUE": b"\x00" * 31 + b"\x01", "_FALSE": b"\x00" * 32,
+           "_TH": _TYPE_HASH[cls]}
     exec(compile(src, f"<eip712 {cls.PRIMARY_TYPE}>", "exec"), env)  # noqa: S102 - source built from FIELDS only
     return env[f"_hash_{cls.PRIMARY_TYPE}"]
 

@@ -384,20 +384,7 @@ def _make_digest(keccak: Callable[[bytes], bytes]) -> Callable[[eip712.Domain, A
         return h
 
     for cls in eip712.MESSAGE_TYPES.values():
-        parts = []
-        for _, attr, typ in cls.FIELDS:
-            if typ == "address":
-                parts.append(f"_Z12 + _fromhex(m.{attr}[2:])")
-            elif typ == "string":
-                parts.append(f"_S(m.{attr})")
-            elif typ == "bool":
-                parts.append(f"(_T if m.{attr} else _F)")
-            else:
-                parts.append(f"m.{attr}.to_bytes(32, 'big')")
-        ns: dict[str, Any] = {"_Z12": bytes(12), "_fromhex": bytes.fromhex, "_S": enc_string, "_K": keccak,
-                              "_T": bytes(31) + b"\x01", "_F": bytes(32), "_TH": eip712.type_hash(cls.PRIMARY_TYPE)}
-        exec(f"def h(m):\n    return _K(_TH + {' + '.join(parts)})\n", ns)  # noqa: S102 - from FIELDS only
-        enc[cls] = ns["h"]
+        enc[cls] = eip712._compile_encoder(cls, keccak, enc_string)
 
     def digest(domain: eip712.Domain, msg: Any) -> bytes:
         return keccak(b"\x19\x01" + domain.separator + enc[type(msg)](msg))
