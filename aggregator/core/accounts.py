@@ -29,9 +29,9 @@ class Market:
 
     __slots__ = ("name", "underlying", "is_perp", "is_call", "strike", "expiry_ms", "scale", "tick",
                  "lot", "min_size", "max_size", "book", "holders", "active", "last_price", "trades",
-                 "settled", "instrument")
+                 "settled", "instrument", "risk", "im_bps", "mm_bps")
 
-    def __init__(self, instrument, book: OrderBook, trades_kept: int) -> None:  # noqa: ANN001
+    def __init__(self, instrument, book: OrderBook, trades_kept: int, risk=None) -> None:  # noqa: ANN001
         self.instrument = instrument
         self.name: str = instrument.name
         self.underlying: str = instrument.underlying.symbol
@@ -51,6 +51,10 @@ class Market:
         self.settled = False
         self.last_price: int | None = None
         self.trades: deque = deque(maxlen=trades_kept)
+        # the underlying's RiskParams (aggregator.core.risk), kept here for the margin hot path
+        self.risk = risk
+        self.im_bps: int = risk.im_bps if risk is not None else 0
+        self.mm_bps: int = risk.mm_bps if risk is not None else 0
 
 
 class Exposure:

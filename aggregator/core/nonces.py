@@ -123,6 +123,23 @@ class NonceStore:
             heapq.heappush(self._heap, (exp_ms, self._seq, key, nonce))
         return verdict
 
+    def record(self, key: Hashable, nonce: int, expiry_s: int, now_ms: int) -> None:
+        """Record a nonce that ``check`` accepted at this same ``now_ms``; prune what expired.
+
+        ``use`` without the second check: the sequencer checks before its other rules and
+        records only once the whole command is accepted, with nothing in between that can
+        change this key's nonces. Pruning first never changes a verdict (``check`` counts
+        an expired entry as gone), it only frees memory.
+        """
+        self.prune(now_ms)
+        exp_ms = expiry_s * 1000
+        used = self._used.get(key)
+        if used is None:
+            used = self._used[key] = {}
+        used[nonce] = exp_ms
+        self._seq += 1
+        heapq.heappush(self._heap, (exp_ms, self._seq, key, nonce))
+
     def prune(self, now_ms: int) -> int:
         """Forget every nonce whose message expired strictly before ``now_ms``; return how many."""
         if now_ms < self._now_ms:
