@@ -70,9 +70,15 @@ class NonceVerdict(StrEnum):
 
 
 class NonceStore:
-    """Per-key used-nonce sets, pruned by message expiry (see the module doc for the rule)."""
+    """Per-key used-nonce sets, pruned by message expiry (see the module doc for the rule).
 
-    __slots__ = ("max_lifetime_ms", "max_live_per_key", "_used", "_heap", "_seq", "_now_ms")
+    Layout: ``_used`` key -> {nonce: expiry_ms}; ``_buckets`` expiry_ms -> [(key, nonce)]
+    recorded with that expiry, and ``_heap`` the distinct expiries, so pruning pops one
+    heap entry per expiry millisecond, not one per nonce (clients that sign with
+    ``expiry = now + N s`` share a bucket per second).
+    """
+
+    __slots__ = ("max_lifetime_ms", "max_live_per_key", "_used", "_buckets", "_heap", "_count", "_now_ms")
 
     def __init__(self, max_lifetime_ms: int = DEFAULT_MAX_LIFETIME_MS,
                  max_live_per_key: int = DEFAULT_MAX_LIVE_PER_KEY) -> None:
@@ -82,18 +88,21 @@ class NonceStore:
         self.max_lifetime_ms = max_lifetime_ms
         self.max_live_per_key = max_live_per_key
         self._used: dict[Hashable, dict[int, int]] = {}
-        self._heap: list[tuple[int, int, Hashable, int]] = []  # (expiry_ms, seq, key, nonce)
-        self._seq = 0
+        self._buckets: dict[int, list[tuple[Hashable, int]]] = {}
+        self._heap: list[int] = []  # distinct expiry_ms of _buckets
+        self._count = 0
         self._now_ms = -1
 
     def check(self, key: Hashable, nonce: int, expiry_s: int, now_ms: int) -> NonceVerdict:
         """Return the verdict for a message without recording it (nor pruning)."""
         if now_ms < self._now_ms:
             raise ClockWentBackwards(f"now_ms {now_ms} is before {self._now_ms}")
-        if not isinstance(nonce, int) or isinstance(nonce, bool) or not 0 <= nonce <= UINT64_MAX:
-            return NonceVerdict.NONCE_OUT_OF_RANGE
-        if not isinstance(expiry_s, int) or isinstance(expiry_s, bool) or not 0 <= expiry_s <= UINT64_MAX:
-            return NonceVerdict.EXPIRY_OUT_OF_RANGE
+        if type(nonce) is not int or not 0 <= nonce <= UINT64_MAX:
+            if not isinstance(nonce, int) or isinstance(nonce, bool) or not 0 <= nonce <= UINT64_MAX:
+                return NonceVerdict.NONCE_OUT_OF_RANGE
+        if type(expiry_s) is not int or not 0 <= expiry_s <= UINT64_MAX:
+            if not isinstance(expiry_s, int) or isinstance(expiry_s, bool) or not 0 <= expiry_s <= UINT64_MAX:
+                return NonceVerdict.EXPIRY_OUT_OF_RANGE
         exp_ms = expiry_s * 1000
         if now_ms > exp_ms:
             return NonceVerdict.EXPIRED
@@ -104,9 +113,10 @@ class NonceStore:
             e = used.get(nonce)
             if e is not None and e >= now_ms:  # an entry not yet pruned but dead counts as gone
                 return NonceVerdict.NONCE_REUSED
-            live = sum(1 for x in used.values() if x >= now_ms) if len(used) >= self.max_live_per_key else 0
-            if live >= self.max_live_per_key:
-                return NonceVerdict.TOO_MANY_LIVE_NONCES
+            if len(used) >= self.max_live_per_key:
+                live = sum(1 for x in used.values() if x >= now_ms)
+                if live >= self.max_live_per_key:
+                    return NonceVerdict.TOO_MANY_LIVE_NONCES
         return NonceVerdict.ACCEPTED
 
     def use(self, key: Hashable, nonce: int, expiry_s: int, now_ms: int) -> NonceVerdict:
@@ -114,13 +124,7 @@ class NonceStore:
         self.prune(now_ms)
         verdict = self.check(key, nonce, expiry_s, now_ms)
         if verdict is NonceVerdict.ACCEPTED:
-            exp_ms = expiry_s * 1000
-            used = self._used.get(key)
-            if used is None:
-                used = self._used[key] = {}
-            used[nonce] = exp_ms
-            self._seq += 1
-            heapq.heappush(self._heap, (exp_ms, self._seq, key, nonce))
+            self._add(key, nonce, expiry_s * 1000)
         return verdict
 
     def record(self, key: Hashable, nonce: int, expiry_s: int, now_ms: int) -> None:
@@ -131,14 +135,24 @@ class NonceStore:
         change this key's nonces. Pruning first never changes a verdict (``check`` counts
         an expired entry as gone), it only frees memory.
         """
-        self.prune(now_ms)
-        exp_ms = expiry_s * 1000
+        if self._heap and self._heap[0] < now_ms or now_ms < self._now_ms:
+            self.prune(now_ms)
+        else:
+            self._now_ms = now_ms
+        self._add(key, nonce, expiry_s * 1000)
+
+    def _add(self, key: Hashable, nonce: int, exp_ms: int) -> None:
         used = self._used.get(key)
         if used is None:
             used = self._used[key] = {}
         used[nonce] = exp_ms
-        self._seq += 1
-        heapq.heappush(self._heap, (exp_ms, self._seq, key, nonce))
+        b = self._buckets.get(exp_ms)
+        if b is None:
+            self._buckets[exp_ms] = [(key, nonce)]
+            heapq.heappush(self._heap, exp_ms)
+        else:
+            b.append((key, nonce))
+        self._count += 1
 
     def prune(self, now_ms: int) -> int:
         """Forget every nonce whose message expired strictly before ``now_ms``; return how many."""
@@ -146,13 +160,15 @@ class NonceStore:
             raise ClockWentBackwards(f"now_ms {now_ms} is before {self._now_ms}")
         self._now_ms = now_ms
         heap, n = self._heap, 0
-        while heap and heap[0][0] < now_ms:
-            _, _, key, nonce = heapq.heappop(heap)
-            used = self._used[key]
-            del used[nonce]
-            if not used:
-                del self._used[key]
-            n += 1
+        all_used, buckets = self._used, self._buckets
+        while heap and heap[0] < now_ms:
+            for key, nonce in buckets.pop(heapq.heappop(heap)):
+                used = all_used[key]
+                del used[nonce]
+                if not used:
+                    del all_used[key]
+                n += 1
+        self._count -= n
         return n
 
     def live_count(self, key: Hashable) -> int:
@@ -160,7 +176,7 @@ class NonceStore:
         return len(self._used.get(key, ()))
 
     def __len__(self) -> int:
-        return len(self._heap)
+        return self._count
 
     def __contains__(self, item: tuple[Hashable, int]) -> bool:
         key, nonce = item
