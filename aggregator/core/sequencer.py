@@ -186,7 +186,6 @@ from aggregator.core.risk import (
     option_mark,
     perp_maintenance,
     round_to_tick,
-    short_option_unit,
 )
 from aggregator.core.withdrawals import BATCHED, PAID, WithdrawalRecord, pull_to
 
@@ -438,6 +437,7 @@ class Sequencer:
         d.setdefault("_last_batch", None)
         d.setdefault("_chain_batch", {})  # chain -> last batch its vault applied
         d.setdefault("_cumulative", Netting())
+        d.setdefault("_call_cache", {})  # underlying -> (mark, shock px, floor px), see _call_px
 
     # ================================================================== the mutator
 
@@ -610,7 +610,10 @@ class Sequencer:
         short = sell_qty - size
         if short > 0:
             if m.is_call:
-                unit = short_option_unit(True, m.strike, self._mark[m.underlying], m.risk)
+                shock_px, floor_px = self._call_px(m)
+                unit = shock_px - m.strike
+                if unit < floor_px:
+                    unit = floor_px
             else:
                 unit = m.strike
             r += -(-unit * short // m.scale)
@@ -637,9 +640,30 @@ class Sequencer:
                     s = -s
                 total += -(-s * mark[m.underlying] * m.mm_bps // (m.scale * BPS))
             elif s < 0:
-                unit = short_option_unit(True, m.strike, mark[m.underlying], m.risk) if m.is_call else m.strike
+                if m.is_call:
+                    shock_px, floor_px = self._call_px(m)
+                    unit = shock_px - m.strike
+                    if unit < floor_px:
+                        unit = floor_px
+                else:
+                    unit = m.strike
                 total += -(-unit * -s // m.scale)
         return total
+
+    def _call_px(self, m: Market) -> tuple[int, int]:
+        """Return the mark-dependent parts of ``short_option_unit`` for a call on ``m``'s underlying.
+
+        ``(ceil(mark * (1 + shock)), ceil(mark * floor))``: the unit is ``max(shock_px -
+        strike, floor_px)``. Cached per (underlying, mark), shared by every strike.
+        """
+        und = m.underlying
+        mark = self._mark[und]
+        c = self._call_cache.get(und)
+        if c is None or c[0] != mark:
+            p = m.risk
+            c = self._call_cache[und] = (mark, -(-mark * (BPS + p.call_shock_bps) // BPS),
+                                         -(-mark * p.call_floor_bps // BPS))
+        return c[1], c[2]
 
     def _check_margin(self, acct: Account, m: Market, side: int, price: int, size: int,
                       removed: RestingOrder | None = None) -> None:
@@ -856,11 +880,10 @@ class Sequencer:
             cash = (self._mark[m.underlying] - p) * q // scale
         else:
             cash = -notional
+        tcash = cash if buyer is taker else -cash  # one move per party: the same sums as five
         move = self._move
-        move(buyer, cash)
-        move(seller, -cash)
-        move(maker, -mfee)
-        move(taker, -tfee)
+        move(taker, tcash - tfee)
+        move(maker, -tcash - mfee)
         move(self._fee, mfee + tfee)
         bex = buyer.exposure(m)
         bex.trade(q, p)

@@ -146,7 +146,7 @@ class Harness:
 
 # ------------------------------------------------------------------ state fingerprints
 
-_VOLATILE = ("_now_ms", "_seq", "_last_order_id", "_canon", "_delta", "_external")
+_VOLATILE = ("_now_ms", "_seq", "_last_order_id", "_canon", "_delta", "_external", "_call_cache")
 
 
 def state_bytes(seq: Sequencer) -> bytes:
@@ -154,8 +154,8 @@ def state_bytes(seq: Sequencer) -> bytes:
 
     That is the clock and seq of the last command, the per-step conservation scratch
     (``_delta``, ``_external``), the order-id counters (a book-level
-    FOK/post-only reject consumes an id, documented as not state) and the address
-    checksum cache. Two equal results mean no balance, position, order, book level,
+    FOK/post-only reject consumes an id, documented as not state), the address
+    checksum cache and the call-margin cache (a function of the marks). Two equal results mean no balance, position, order, book level,
     nonce, session key or deposit record differs. (The volatile fields are blanked in
     place for one ``snapshot()`` and put back: one pickle instead of a round trip.)
     """
