@@ -38,7 +38,7 @@ SERVICE_ROUTES: tuple[tuple[str, str, str, str, str, tuple[str, ...]], ...] = (
     ("GET", "/v1/withdrawals", "list_withdrawals", "Withdrawals of an account (query: account), oldest first",
      "settlement", ("invalid_address", "invalid_request")),
     ("GET", "/v1/withdrawals/{withdrawal_id}", "get_withdrawal",
-     "One withdrawal: reserved, batched (batch number) or paid (tx hash)", "settlement", ("not_found",)),
+     "One withdrawal: reserved, batched (batch number), paid (tx hash) or failed (reason)", "settlement", ("not_found",)),
     ("GET", "/v1/batches", "list_batches",
      "Settlement batches: hub tx, gas, message ids, per-batch and cumulative netting", "settlement", ()),
     ("GET", "/v1/prices", "list_prices", "Every oracle feed: price (8 decimals), confidence, status and reason",

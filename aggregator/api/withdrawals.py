@@ -12,7 +12,9 @@ error with its stable code: ``insufficient_free_collateral``, ``unknown_chain``,
 
 ``GET /v1/withdrawals/{id}``: ``status`` is ``reserved`` (in the ledger, waiting for a
 batch), ``batched`` (in batch ``batch_number``, on its way), ``paid`` (the vault paid it;
-``tx_hash`` and ``block_number`` of the payment once the vault watcher has seen it).
+``tx_hash`` and ``block_number`` of the payment once the vault watcher has seen it),
+``failed`` (its chain was halted before a batch took it: the amount is back in the
+account, ``reason`` says why).
 ``GET /v1/withdrawals?account=0x…`` lists an account's withdrawals, oldest first.
 
 ``GET /v1/batches``: the settlement batches this process closed or submitted (number,

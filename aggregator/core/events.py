@@ -26,6 +26,7 @@ __all__ = [
     "WithdrawalsHalted",
     "BatchClosed",
     "ChainBatchSettled",
+    "WithdrawalFailed",
     "WithdrawalPaid",
 ]
 
@@ -147,6 +148,16 @@ class ChainBatchSettled(NamedTuple):
 
     chain_id: int
     batch_number: int
+
+
+class WithdrawalFailed(NamedTuple):
+    """A reserved withdrawal was not batched (its chain is halted): ``amount`` is back in the ledger."""
+
+    withdrawal_id: bytes
+    account: str
+    chain_id: int
+    amount: int
+    reason: str
 
 
 class WithdrawalPaid(NamedTuple):

@@ -92,7 +92,8 @@ Known limits
     Resting orders do not expire at their message ``expiry`` (GTD is a later issue);
     a reduce-only order is checked at entry only; liquidation does not use the book;
     marks for options are Black-76 with one configured vol per underlying (SVI later);
-    a withdrawal halt refuses new withdrawals only (reserved ones are still batched);
+    a withdrawal halt refuses new withdrawals, and fails the reserved ones at the next
+    ``CloseBatch`` (credited back), but cannot stop a batch already closed;
     an account with a negative total (the insurance fund after a bankruptcy) blocks
     ``CloseBatch`` (``negative_equity``) until socialised loss exists; ``CloseBatch``
     scans every account (a dirty set is the next step past ~10^5 accounts).
@@ -109,7 +110,10 @@ Withdrawals (``aggregator.core.withdrawals`` has the life cycle)
     the initial requirement including open orders (``insufficient_free_collateral``).
     Accepted: the shortfall on the destination chain is moved there from the account's
     other chains (largest balance first, ties by lower chain id), the amount is debited
-    there, and the withdrawal is ``reserved`` until the next ``CloseBatch``.
+    there, and the withdrawal is ``reserved`` until the next ``CloseBatch``. If that chain
+    is halted by then, ``CloseBatch`` fails the withdrawal instead of batching it: the
+    amount is credited back on that chain (an external inflow, like a deposit, for the
+    conservation check) and ``WithdrawalFailed`` says why.
 
 Batches (``aggregator.core.batch`` has the arithmetic and the netting definitions)
     The sequencer keeps two views of each (account, chain) settled balance in the vaults:
@@ -153,6 +157,7 @@ from aggregator.core.events import (
     SessionKeyGranted,
     SessionKeyRevoked,
     TradeSettled,
+    WithdrawalFailed,
     WithdrawalPaid,
     WithdrawalReserved,
     WithdrawalsHalted,
@@ -187,7 +192,7 @@ from aggregator.core.risk import (
     perp_maintenance,
     round_to_tick,
 )
-from aggregator.core.withdrawals import BATCHED, PAID, WithdrawalRecord, pull_to
+from aggregator.core.withdrawals import BATCHED, FAILED, PAID, WithdrawalRecord, pull_to
 
 __all__ = [
     "RejectCode",
@@ -1372,11 +1377,58 @@ class Sequencer:
         except ValueError as e:
             raise _Reject(RejectCode.UNKNOWN_CHAIN, str(e)) from None
 
+    def _fail_halted(self) -> list:
+        """Fail every reserved withdrawal to a halted chain: credit it back; return the events."""
+        halted = self._halted
+        if not halted or not self._reserved:
+            return []
+        ws = self._withdrawals
+        keep, events = [], []
+        for wid in self._reserved:
+            r = ws[wid]
+            c = r.chain_id
+            if c not in halted:
+                keep.append(wid)
+                continue
+            acct = self._accounts[r.account]
+            acct.balances[c] = acct.balances.get(c, 0) + r.amount
+            acct.total += r.amount
+            self._delta += r.amount
+            self._external += r.amount
+            self._withdrawn -= r.amount
+            r.status = FAILED
+            r.reason = f"withdrawals on chain {c} are halted: {halted[c]}"
+            events.append(WithdrawalFailed(wid, r.account, c, r.amount, r.reason))
+        if events:
+            self._tree = None
+            self._reserved = keep
+        return events
+
+    def _unfail(self, events: list, reserved: list) -> None:
+        """Undo ``_fail_halted`` (the batch was refused after it ran: a reject changes nothing)."""
+        for e in events:
+            acct = self._accounts[e.account]
+            acct.balances[e.chain_id] -= e.amount
+            acct.total -= e.amount
+            self._delta -= e.amount
+            self._external -= e.amount
+            self._withdrawn += e.amount
+            r = self._withdrawals[e.withdrawal_id]
+            r.status, r.reason = "reserved", ""
+        self._reserved = reserved
+        self._tree = None
+
     def _close_batch(self, cmd: C.CloseBatch) -> Outcome:
         jh = cmd.journal_hash
         if not isinstance(jh, bytes) or len(jh) != 32:
             raise _Reject(RejectCode.INVALID_BATCH, "journal_hash must be 32 bytes")
-        plan = self._plan(cmd.seq, cmd.ts_ms, jh)
+        reserved = self._reserved
+        failed = self._fail_halted()
+        try:
+            plan = self._plan(cmd.seq, cmd.ts_ms, jh)
+        except _Reject:
+            self._unfail(failed, reserved)
+            raise
         # ------------------------------------------------ effects (totals, hence the state root, unchanged)
         batch = plan.batch
         n = batch.number
@@ -1404,8 +1456,9 @@ class Sequencer:
         self._last_batch = batch
         net = batch.netting
         ev = BatchClosed(n, len(batch.chains), len(batch.withdrawals), net.bridged, net.gross)
-        return Outcome(cmd.seq, True, None, "", (ev,),
+        return Outcome(cmd.seq, True, None, "", (*failed, ev),
                        {"batch_number": n, "withdrawals": len(batch.withdrawals), "legs": len(batch.legs),
+                        "failed_withdrawals": len(failed),
                         "netting": net.to_dict(), "cumulative": batch.cumulative.to_dict()})
 
     def _batch_settled(self, cmd: C.BatchSettled) -> Outcome:

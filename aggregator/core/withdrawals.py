@@ -8,7 +8,13 @@ Life of a withdrawal (``aggregator.core.sequencer``, commands ``Withdraw``, ``Cl
     ``batched``   a ``CloseBatch`` put it into batch ``batch_number`` for that chain's vault;
     ``paid``      ``BatchSettled(chain, batch_number)``: the vault applied the batch, which
                   pays every withdrawal in it (the vault refuses an id twice).
-    A withdrawal never goes back: a vault applies a batch whole or not at all, and retries.
+    ``failed``    the ``CloseBatch`` that would have batched it found its chain halted
+                  (``SetWithdrawalHalt``: reconciliation no longer agrees with the vault):
+                  nothing is paid on a chain whose custody does not reconcile, so the amount
+                  is credited back to the account's balance on that chain and ``reason``
+                  says why; the trader may withdraw it again, elsewhere or later.
+    A batched withdrawal never goes back: a vault applies a batch whole or not at all, and
+    retries; only a ``reserved`` one can fail.
 
 Identity
     ``withdrawal_id = hashStruct(Withdrawal)`` (the EIP-712 struct hash, 32 bytes): the same
@@ -25,18 +31,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-__all__ = ["RESERVED", "BATCHED", "PAID", "WithdrawalRecord", "pull_to"]
+__all__ = ["RESERVED", "BATCHED", "PAID", "FAILED", "WithdrawalRecord", "pull_to"]
 
 RESERVED = "reserved"
 BATCHED = "batched"
 PAID = "paid"
+FAILED = "failed"
 
 
 class WithdrawalRecord:
     """One accepted withdrawal (mutable status; everything else fixed at acceptance)."""
 
     __slots__ = ("withdrawal_id", "account", "recipient", "chain_id", "token", "amount", "native_amount",
-                 "nonce", "seq", "ts_ms", "moved", "status", "batch_number")
+                 "nonce", "seq", "ts_ms", "moved", "status", "batch_number", "reason")
 
     def __init__(self, withdrawal_id: bytes, account: str, recipient: str, chain_id: int, token: str,
                  amount: int, native_amount: int, nonce: int, seq: int, ts_ms: int,
@@ -54,6 +61,7 @@ class WithdrawalRecord:
         self.moved = moved  # (from chain, amount) moved to chain_id to fund it
         self.status = RESERVED
         self.batch_number = 0
+        self.reason = ""  # why it failed
 
     def to_dict(self) -> dict:
         """Return the JSON-able view (``/v1/withdrawals``)."""
@@ -61,7 +69,8 @@ class WithdrawalRecord:
                 "recipient": self.recipient, "chain_id": self.chain_id, "token": self.token,
                 "amount": self.amount, "native_amount": self.native_amount, "nonce": self.nonce,
                 "seq": self.seq, "ts_ms": self.ts_ms, "moved_from": [[c, a] for c, a in self.moved],
-                "status": self.status, "batch_number": self.batch_number or None}
+                "status": self.status, "batch_number": self.batch_number or None,
+                "reason": getattr(self, "reason", "") or None}
 
 
 def pull_to(balances: Mapping[int, int], dest: int, amount: int) -> tuple[tuple[int, int], ...]:

@@ -79,7 +79,7 @@ class Harness:
         cmd = make(self.n, self.now)
         self.log.append(cmd)
         out = self.seq.apply(cmd)
-        assert self.seq.total_balance() == self.seq.deposited, (cmd, out)
+        assert self.seq.total_balance() == self.seq.deposited - self.seq.withdrawn, (cmd, out)
         return out
 
     # -------------------------------------------------------------- command shortcuts

@@ -654,6 +654,18 @@ def close_batch_with_insurance_fund_below_zero():
     return h, lambda s, t: C.CloseBatch(s, t, bytes(32)), None
 
 
+@case(U.NEGATIVE_EQUITY)
+def close_batch_refused_after_failing_a_halted_withdrawal():
+    # the refusal comes after CloseBatch failed Alice's reserved withdrawal (its chain halted):
+    # the credit back is undone with the rest, the withdrawal stays reserved
+    h = base()
+    assert h.apply(withdraw(ALICE, 5 * USDC, now_ms=h.now, nonce=N + 1)).accepted
+    assert h.apply(lambda s, t: C.SetWithdrawalHalt(s, t, 1, True, "reconciliation")).accepted
+    assert h.place(CAROL, PERP, BUY, px(3010), 60, tif=IOC).result["filled"] == 60
+    h.price("ETH-USD", 2600)
+    return h, lambda s, t: C.CloseBatch(s, t, bytes(32)), None
+
+
 @case(U.INVALID_BATCH)
 def close_batch_with_short_journal_hash():
     h = base()

@@ -188,3 +188,29 @@ def test_pull_to_leaves_negative_destination_for_batch():
     assert pull_to({1: 10, 2: 5, 3: 5}, 4, 8) == ((1, 8),)
     assert pull_to({1: 10, 2: 5, 3: 5}, 1, 8) == ()
     assert pull_to({1: 0, 2: 5, 3: 5}, 1, 8) == ((2, 5), (3, 3))
+
+
+def test_reserved_withdrawal_to_chain_halted_before_batch_fails_credited_back(w):
+    total = w.seq.account(ALICE)["total_collateral"]
+    out = w.withdraw(ALICE, 300 * USD, ARB)
+    hub = w.withdraw(ALICE, 100 * USD, HUB)
+    wid, hub_id = out.result["withdrawal_id"], hub.result["withdrawal_id"]
+    assert w.halt(ARB, reason="vault holdings 5 below ledger 7").accepted
+    b = w.close()
+    failed = w.seq.withdrawal(wid)
+    assert failed["status"] == "failed"
+    assert failed["reason"] == f"withdrawals on chain {ARB} are halted: vault holdings 5 below ledger 7"
+    assert failed["batch_number"] is None
+    assert [p.withdrawal_id.hex() for p in b.withdrawals] == [hub_id[2:]]  # the other chain still pays
+    assert w.seq.withdrawal(hub_id)["status"] == "batched"
+    assert w.seq.account(ALICE)["total_collateral"] == total - 100 * USD  # only the batched one left the ledger
+    assert w.seq.withdrawn == 100 * USD
+    w.relay()
+    w.assert_chains_agree()  # nothing was paid on ARB, and the ledger says so
+    assert w.seq.withdrawal(wid)["status"] == "failed" and w.seq.withdrawal(hub_id)["status"] == "paid"
+    assert w.halt(ARB, False).accepted  # the credited amount may be withdrawn again once resumed
+    again = w.withdraw(ALICE, 300 * USD, ARB)
+    assert again.accepted
+    w.close()
+    w.relay()
+    w.assert_chains_agree()
