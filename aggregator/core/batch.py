@@ -240,7 +240,7 @@ def cover_negatives(balances: Mapping[int, int]) -> tuple[dict[int, int], int]:
 
     Each negative chain (ascending id) is brought to zero from the account's positive
     chains, largest balance first (ties: lower chain id). Raise ``ValueError`` if the
-    account's total is negative (it cannot be settled: socialised loss is a later issue).
+    account's total is negative (it cannot be settled; the sequencer socialises the insurance fund's deficit first).
     """
     if sum(balances.values()) < 0:
         raise ValueError(f"negative total {sum(balances.values())}")

@@ -17,6 +17,7 @@ __all__ = [
     "FundingPaid",
     "Liquidated",
     "BankruptcyCovered",
+    "LossSocialised",
     "OptionSettled",
     "InstrumentOpened",
     "InstrumentExpired",
@@ -83,6 +84,15 @@ class Liquidated(NamedTuple):
 class BankruptcyCovered(NamedTuple):
     account: str
     amount: int  # paid by the insurance fund to bring the balance back to zero
+
+
+class LossSocialised(NamedTuple):
+    """The insurance fund was below zero at a ``CloseBatch``: fees, then a pro-rata haircut, refilled it."""
+
+    deficit: int  # the fund's negative balance before
+    from_fees: int  # taken from the fee account first
+    socialised: int  # taken pro rata from every other account with a positive balance
+    accounts: int  # how many accounts paid a share
 
 
 class OptionSettled(NamedTuple):

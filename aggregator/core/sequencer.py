@@ -62,7 +62,10 @@ Liquidation
     mark), and a penalty ``ceil(|size| * mark * liquidation_penalty_bps / 10^4)``, capped at
     the remaining positive equity, is paid to the insurance fund. If the account is left
     with no position and a negative balance, the insurance fund pays it back to zero
-    (``BankruptcyCovered``; the fund may go negative: socialised loss is a later issue).
+    (``BankruptcyCovered``). The fund may go negative between batches (a bankruptcy, or
+    the variation of positions it took over); ``CloseBatch`` first refills it from the fee
+    account, then socialises the rest pro rata over every account with a positive balance
+    (``LossSocialised``, see ``_socialise``), so one bankruptcy never stops settlement.
     Short options are not liquidated (they are fully collateralised at trade).
 
 Funding
@@ -94,9 +97,10 @@ Known limits
     marks for options are Black-76 with one configured vol per underlying (SVI later);
     a withdrawal halt refuses new withdrawals, and fails the reserved ones at the next
     ``CloseBatch`` (credited back), but cannot stop a batch already closed;
-    an account with a negative total (the insurance fund after a bankruptcy) blocks
-    ``CloseBatch`` (``negative_equity``) until socialised loss exists; ``CloseBatch``
-    scans every account (a dirty set is the next step past ~10^5 accounts).
+    an account with a negative total that still holds a position (a long option after
+    its perps were liquidated) is not covered and blocks ``CloseBatch``
+    (``negative_equity``) until it is flat; ``CloseBatch`` scans every account (a dirty
+    set is the next step past ~10^5 accounts).
 
 Withdrawals (``aggregator.core.withdrawals`` has the life cycle)
     ``Withdraw`` carries a signed ``eip712.Withdrawal``. Only the account itself may sign
@@ -152,6 +156,7 @@ from aggregator.core.events import (
     InstrumentExpired,
     InstrumentOpened,
     Liquidated,
+    LossSocialised,
     MarkUpdated,
     OptionSettled,
     SessionKeyGranted,
@@ -1404,6 +1409,49 @@ class Sequencer:
             self._reserved = keep
         return events
 
+    def _socialise(self) -> tuple[list, list]:
+        """Refill a negative insurance fund before a batch; return (events, moves to undo).
+
+        Fees pay first (the exchange's revenue backstops its fund), then every other
+        account with a positive balance pays ``floor(rest * balance / sum)``, the units
+        left by flooring going one each to the largest balances (ties: lower address).
+        No share exceeds a balance; if all positive balances cannot cover the deficit the
+        fund stays negative and the batch is refused (``negative_equity``).
+        """
+        ins, fee_acct = self._insurance, self._fee
+        deficit = -ins.total
+        if deficit <= 0:
+            return [], []
+        moves: list[tuple[Account, int]] = []
+        from_fees = min(deficit, max(fee_acct.total, 0))
+        if from_fees:
+            moves += [(fee_acct, -from_fees), (ins, from_fees)]
+        rest = deficit - from_fees
+        payers: list[Account] = []
+        if rest:
+            payers = sorted((a for a in self._accounts.values() if a.total > 0 and a is not ins and a is not fee_acct),
+                            key=lambda a: a.address)
+            base = sum(a.total for a in payers)
+            rest = min(rest, base)
+            cuts = {a.address: rest * a.total // base for a in payers} if rest else {}
+            left = rest - sum(cuts.values())
+            for a in sorted(payers, key=lambda a: (-a.total, a.address))[:left]:
+                cuts[a.address] += 1
+            payers = [a for a in payers if cuts.get(a.address)]
+            for a in payers:
+                moves += [(a, -cuts[a.address]), (ins, cuts[a.address])]
+        for acct, amt in moves:
+            self._move(acct, amt)
+        return [LossSocialised(deficit, from_fees, rest, len(payers))], moves
+
+    def _unmove(self, moves: list) -> None:
+        """Reverse ``_move``s of this command (a reject changes nothing)."""
+        for acct, amt in reversed(moves):
+            self._move(acct, -amt)
+        sn = self._step_net
+        for c in [c for c, v in sn.items() if not v]:
+            del sn[c]
+
     def _unfail(self, events: list, reserved: list) -> None:
         """Undo ``_fail_halted`` (the batch was refused after it ran: a reject changes nothing)."""
         for e in events:
@@ -1423,11 +1471,13 @@ class Sequencer:
         if not isinstance(jh, bytes) or len(jh) != 32:
             raise _Reject(RejectCode.INVALID_BATCH, "journal_hash must be 32 bytes")
         reserved = self._reserved
+        socialised, moves = self._socialise()
         failed = self._fail_halted()
         try:
             plan = self._plan(cmd.seq, cmd.ts_ms, jh)
         except _Reject:
             self._unfail(failed, reserved)
+            self._unmove(moves)
             raise
         # ------------------------------------------------ effects (totals, hence the state root, unchanged)
         batch = plan.batch
@@ -1456,7 +1506,7 @@ class Sequencer:
         self._last_batch = batch
         net = batch.netting
         ev = BatchClosed(n, len(batch.chains), len(batch.withdrawals), net.bridged, net.gross)
-        return Outcome(cmd.seq, True, None, "", (*failed, ev),
+        return Outcome(cmd.seq, True, None, "", (*socialised, *failed, ev),
                        {"batch_number": n, "withdrawals": len(batch.withdrawals), "legs": len(batch.legs),
                         "failed_withdrawals": len(failed),
                         "netting": net.to_dict(), "cumulative": batch.cumulative.to_dict()})

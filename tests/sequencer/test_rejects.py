@@ -24,6 +24,7 @@ from tests.sequencer.helpers import (
     BOB,
     CAROL,
     DAVE,
+    INS,
     SESSION,
     SIG,
     USDC,
@@ -646,11 +647,19 @@ def withdraw_on_halted_chain():
     return h, withdraw(ALICE, USDC, now_ms=h.now), None
 
 
+def carol_negative_holding_an_option(h: Harness) -> None:
+    """Carol below zero and not covered: her perp liquidated, a long call still held."""
+    assert h.place(CAROL, OPT, BUY, px(100), 10, tif=IOC).result["filled"] == 10
+    assert h.place(CAROL, PERP, BUY, px(3010), 50, tif=IOC).result["filled"] == 50
+    h.price("ETH-USD", 2600)
+    acct = h.seq.account(CAROL)
+    assert acct["total_collateral"] < 0 and acct["positions"][0]["instrument"] == OPT
+
+
 @case(U.NEGATIVE_EQUITY)
-def close_batch_with_insurance_fund_below_zero():
+def close_batch_with_account_below_zero_holding_a_position():
     h = base()
-    assert h.place(CAROL, PERP, BUY, px(3010), 60, tif=IOC).result["filled"] == 60
-    h.price("ETH-USD", 2600)  # Carol bankrupt: liquidated, the insurance fund covers her
+    carol_negative_holding_an_option(h)
     return h, lambda s, t: C.CloseBatch(s, t, bytes(32)), None
 
 
@@ -661,8 +670,20 @@ def close_batch_refused_after_failing_a_halted_withdrawal():
     h = base()
     assert h.apply(withdraw(ALICE, 5 * USDC, now_ms=h.now, nonce=N + 1)).accepted
     assert h.apply(lambda s, t: C.SetWithdrawalHalt(s, t, 1, True, "reconciliation")).accepted
-    assert h.place(CAROL, PERP, BUY, px(3010), 60, tif=IOC).result["filled"] == 60
-    h.price("ETH-USD", 2600)
+    carol_negative_holding_an_option(h)
+    return h, lambda s, t: C.CloseBatch(s, t, bytes(32)), None
+
+
+@case(U.NEGATIVE_EQUITY)
+def close_batch_refused_after_socialising_the_insurance_deficit():
+    # Dave's bankruptcy leaves the fund negative; CloseBatch socialises it, then finds Carol
+    # below zero: the haircuts are undone with the rest
+    h = base()
+    assert h.deposit(DAVE, 20 * USDC).accepted
+    assert h.place(BOB, PERP, SELL, px(3010), 60).accepted
+    assert h.place(DAVE, PERP, BUY, px(3010), 60, tif=IOC).result["filled"] == 60
+    carol_negative_holding_an_option(h)
+    assert h.seq.account(DAVE)["total_collateral"] == 0 and h.seq.account(INS)["total_collateral"] < 0
     return h, lambda s, t: C.CloseBatch(s, t, bytes(32)), None
 
 
