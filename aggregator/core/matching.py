@@ -172,6 +172,12 @@ _R_STP = CancelReason.SELF_TRADE_PREVENTION
 _R_IOC = ExpireReason.IOC_REMAINDER
 _R_FOK = ExpireReason.FOK_NOT_FILLABLE
 _R_USER = CancelReason.USER
+_R_CANCEL_ALL = CancelReason.CANCEL_ALL
+# reading an enum member off its class costs ~70 ns on CPython 3.11; these are on request paths
+_R_ID_NOT_INCREASING = RejectReason.ORDER_ID_NOT_INCREASING
+_R_UNKNOWN_ORDER = RejectReason.UNKNOWN_ORDER
+_R_NOT_OWNER = RejectReason.NOT_ORDER_OWNER
+_R_POST_ONLY = RejectReason.POST_ONLY_WOULD_TAKE
 
 # A resting order is a plain ``list`` (building one is ~3x cheaper than a ``__slots__``
 # instance with an ``__init__``; indexing it costs the same as a slot read). Its fields, by
@@ -285,7 +291,7 @@ class OrderBook:
         """Submit a limit order and return its events."""
         if order_id <= self._last_order_id:
             return [_new(OrderRejected, (self.instrument, order_id, client_order_id, account,
-                                         RejectReason.ORDER_ID_NOT_INCREASING))]
+                                         _R_ID_NOT_INCREASING))]
         self._last_order_id = order_id
         if stp is None:
             stp = self.default_stp
@@ -311,8 +317,9 @@ class OrderBook:
                                    reduce_only, _LIMIT)
             key, levels = -price, self._asks
         # fast path: the order does not cross
-        accepted = _new(OrderAccepted, (self.instrument, order_id, client_order_id, account, side, _LIMIT, price,
-                                        size, time_in_force, stp, reduce_only))
+        inst = self.instrument
+        accepted = _new(OrderAccepted, (inst, order_id, client_order_id, account, side, _LIMIT, price, size,
+                                        time_in_force, stp, reduce_only))
         if time_in_force == _GTC or time_in_force == _POST_ONLY:  # rest (inlined _rest)
             level = levels.get(key)
             if level is None:
@@ -333,8 +340,8 @@ class OrderBook:
             level.live += 1
             return [accepted]
         if time_in_force == _FOK:
-            return [accepted, _new(OrderExpired, (self.instrument, order_id, client_order_id, account, size, _R_FOK))]
-        return [accepted, _new(OrderExpired, (self.instrument, order_id, client_order_id, account, size, _R_IOC))]
+            return [accepted, _new(OrderExpired, (inst, order_id, client_order_id, account, size, _R_FOK))]
+        return [accepted, _new(OrderExpired, (inst, order_id, client_order_id, account, size, _R_IOC))]
 
     def submit_market(
         self,
@@ -358,7 +365,7 @@ class OrderBook:
         """
         if order_id <= self._last_order_id:
             return [_new(OrderRejected, (self.instrument, order_id, client_order_id, account,
-                                         RejectReason.ORDER_ID_NOT_INCREASING))]
+                                         _R_ID_NOT_INCREASING))]
         self._last_order_id = order_id
         if stp is None:
             stp = self.default_stp
@@ -393,10 +400,10 @@ class OrderBook:
         """Cancel a resting order by id; if ``account`` is given it must own the order."""
         o = self._orders.get(order_id)
         if o is None:
-            return [_new(CancelRejected, (self.instrument, order_id, 0, account, RejectReason.UNKNOWN_ORDER))]
+            return [_new(CancelRejected, (self.instrument, order_id, 0, account, _R_UNKNOWN_ORDER))]
         owner = o[_ACCT]
         if account is not None and owner != account:
-            return [_new(CancelRejected, (self.instrument, order_id, 0, account, RejectReason.NOT_ORDER_OWNER))]
+            return [_new(CancelRejected, (self.instrument, order_id, 0, account, _R_NOT_OWNER))]
         # inlined _unlink
         del self._orders[order_id]
         del self._by_account[owner][order_id]
@@ -421,7 +428,7 @@ class OrderBook:
         """Cancel the account's resting order that carries ``client_order_id``."""
         o = self._by_client.get((account, client_order_id)) if client_order_id else None
         if o is None:
-            return [_new(CancelRejected, (self.instrument, 0, client_order_id, account, RejectReason.UNKNOWN_ORDER))]
+            return [_new(CancelRejected, (self.instrument, 0, client_order_id, account, _R_UNKNOWN_ORDER))]
         remaining = o[_REM]
         self._unlink(o)
         return [_new(OrderCancelled, (self.instrument, o[_OID], client_order_id, account, remaining, _R_USER))]
@@ -437,7 +444,7 @@ class OrderBook:
             remaining = o[_REM]
             self._unlink(o)
             events.append(_new(OrderCancelled, (self.instrument, oid, o[_COID], account, remaining,
-                                                CancelReason.CANCEL_ALL)))
+                                                _R_CANCEL_ALL)))
         return events
 
     def amend(
@@ -456,10 +463,10 @@ class OrderBook:
         o = self._orders.get(order_id)
         inst = self.instrument
         if o is None:
-            return [_new(AmendRejected, (inst, order_id, 0, account, RejectReason.UNKNOWN_ORDER))]
+            return [_new(AmendRejected, (inst, order_id, 0, account, _R_UNKNOWN_ORDER))]
         coid = o[_COID]
         if account is not None and o[_ACCT] != account:
-            return [_new(AmendRejected, (inst, order_id, 0, account, RejectReason.NOT_ORDER_OWNER))]
+            return [_new(AmendRejected, (inst, order_id, 0, account, _R_NOT_OWNER))]
         account = o[_ACCT]
         old_price, old_size, old_remaining = o[_PRICE], o[_SIZE], o[_REM]
         new_price = old_price if price is None else price
@@ -497,7 +504,7 @@ class OrderBook:
             keys, levels, bound = self._bid_keys, self._bids, new_price
         crosses = bool(keys) and keys[-1] >= bound
         if crosses and o[_TIF] == _POST_ONLY:
-            return [_new(AmendRejected, (inst, order_id, coid, account, RejectReason.POST_ONLY_WOULD_TAKE))]
+            return [_new(AmendRejected, (inst, order_id, coid, account, _R_POST_ONLY))]
         self._unlink(o)
         events: list = [_new(OrderAmended, (inst, order_id, coid, account, new_price, new_size, new_remaining, False))]
         remaining = new_remaining
@@ -634,7 +641,7 @@ class OrderBook:
         crosses = keys and keys[-1] >= bound
         inst = self.instrument
         if crosses and tif == _POST_ONLY:
-            return [_new(OrderRejected, (inst, order_id, coid, account, RejectReason.POST_ONLY_WOULD_TAKE))]
+            return [_new(OrderRejected, (inst, order_id, coid, account, _R_POST_ONLY))]
         events: list = [_new(OrderAccepted, (inst, order_id, coid, account, side, order_type, price, size, tif,
                                              stp, reduce_only))]
         remaining = size
@@ -786,11 +793,10 @@ class OrderBook:
                     if not live:
                         break
                     continue
-                if mrem <= remaining:
+                if mrem <= remaining:  # the maker is consumed (it is in no queue or index any more)
                     remaining -= mrem
                     qty -= mrem
                     live -= 1
-                    maker[_REM] = 0
                     del orders[moid]
                     del by_account[macct][moid]
                     if mcoid:
