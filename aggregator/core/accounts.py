@@ -106,10 +106,11 @@ class RestingOrder:
     """The sequencer's record of an order resting in a book (for reserves and reads)."""
 
     __slots__ = ("order_id", "client_order_id", "account", "market", "side", "price", "size", "remaining",
-                 "reduce_only", "tif", "ts_ms")
+                 "reduce_only", "tif", "ts_ms", "expiry_ms")
 
     def __init__(self, order_id: int, client_order_id: int, account: Account, market: Market, side: int,
-                 price: int, size: int, remaining: int, reduce_only: bool, tif: int, ts_ms: int) -> None:
+                 price: int, size: int, remaining: int, reduce_only: bool, tif: int, ts_ms: int,
+                 expiry_ms: int = 1 << 64) -> None:
         self.order_id = order_id
         self.client_order_id = client_order_id
         self.account = account
@@ -121,6 +122,7 @@ class RestingOrder:
         self.reduce_only = reduce_only
         self.tif = tif
         self.ts_ms = ts_ms
+        self.expiry_ms = expiry_ms  # the signed order's expiry: it rests until then (good-til-time)
 
 
 class Account:

@@ -63,6 +63,7 @@ class RejectReason(StrEnum):
     ORDER_ID_NOT_INCREASING = "ORDER_ID_NOT_INCREASING"
     UNKNOWN_INSTRUMENT = "UNKNOWN_INSTRUMENT"
     INSTRUMENT_CLOSED = "INSTRUMENT_CLOSED"
+    GOOD_TIL_TIME = "GOOD_TIL_TIME"  # the signed order's expiry passed while it rested
     INVALID_SIDE = "INVALID_SIDE"
     INVALID_TIME_IN_FORCE = "INVALID_TIME_IN_FORCE"
     INVALID_STP = "INVALID_STP"
@@ -92,6 +93,7 @@ class ExpireReason(StrEnum):
     IOC_REMAINDER = "IOC_REMAINDER"
     FOK_NOT_FILLABLE = "FOK_NOT_FILLABLE"
     INSTRUMENT_CLOSED = "INSTRUMENT_CLOSED"
+    GOOD_TIL_TIME = "GOOD_TIL_TIME"  # the signed order's expiry passed while it rested
 
 
 # -------------------------------------------------------------------------- events

@@ -75,6 +75,13 @@ Funding
     rounding up, receivers down, the remainder to the insurance fund. Missed intervals
     are not paid twice: one payment per ``Tick`` that crosses a boundary.
 
+Good-til-time
+    A resting order lives until its signed ``expiry`` (Unix seconds): the first ``Tick``
+    stamped after ``expiry * 1000`` expires it (``OrderExpired``, reason
+    ``GOOD_TIL_TIME``) and releases its reserve. ``next_order_expiry_ms`` lets the service
+    sequence that Tick before any later command, so an order never trades after the
+    expiry its owner signed (the same instant after which its nonce could be forgotten).
+
 Expiry and listing
     On ``Tick``: every option whose expiry is at or before ``ts_ms`` is closed (resting
     orders expire) and cash-settled at intrinsic value of the settlement price, rounded
@@ -92,7 +99,6 @@ Market status
     The index (and the mark) move only on ``ok`` and ``market-closed`` reports.
 
 Known limits
-    Resting orders do not expire at their message ``expiry`` (GTD is a later issue);
     a reduce-only order is checked at entry only; liquidation does not use the book;
     marks for options are Black-76 with one configured vol per underlying (SVI later);
     a withdrawal halt refuses new withdrawals, and fails the reserved ones at the next
@@ -176,6 +182,7 @@ from aggregator.core.instruments import (
     book_for,
 )
 from aggregator.core.matching import (
+    ExpireReason,
     OrderAmended,
     OrderCancelled,
     OrderExpired,
@@ -448,6 +455,7 @@ class Sequencer:
         d.setdefault("_chain_batch", {})  # chain -> last batch its vault applied
         d.setdefault("_cumulative", Netting())
         d.setdefault("_call_cache", {})  # underlying -> (mark, shock px, floor px), see _call_px
+        d.setdefault("_gtd", [])  # heap of (expiry ms, order id) of resting orders (stale ids skipped)
 
     # ================================================================== the mutator
 
@@ -847,7 +855,9 @@ class Sequencer:
                 ended = "expired"
         remaining = size - filled
         if remaining and ended is None:
-            r = RestingOrder(oid, coid, acct, m, side, price, size, remaining, reduce_only, tif, self._now_ms)
+            exp_ms = o.expiry * 1000
+            r = RestingOrder(oid, coid, acct, m, side, price, size, remaining, reduce_only, tif, self._now_ms, exp_ms)
+            heapq.heappush(self._gtd, (exp_ms, oid))
             self._orders[oid] = r
             acct.orders[oid] = r
             self._reserve(r)
@@ -1150,9 +1160,35 @@ class Sequencer:
 
     # ------------------------------------------------------------------ timer
 
+    def _expire_orders(self, now: int, events: list) -> int:
+        """Expire every resting order whose signed expiry is before ``now`` (good-til-time)."""
+        heap, orders, n = self._gtd, self._orders, 0
+        while heap and heap[0][0] < now:
+            _, oid = heapq.heappop(heap)
+            r = orders.get(oid)
+            if r is None:  # filled or cancelled since
+                continue
+            for e in r.market.book.cancel(oid):
+                events.append(OrderExpired(e.instrument, e.order_id, e.client_order_id, e.account, e.remaining,
+                                           ExpireReason.GOOD_TIL_TIME))
+            self._drop(oid)
+            n += 1
+        return n
+
+    def next_order_expiry_ms(self) -> int | None:
+        """Return the earliest signed expiry (ms) of a resting order, or None: a ``Tick`` after it expires it.
+
+        The service sequences a ``Tick`` before any command stamped later, so an order never
+        trades after its expiry (the heap may name an order already gone: that only makes
+        the Tick come early).
+        """
+        heap = self._gtd
+        return heap[0][0] if heap else None
+
     def _tick(self, cmd: C.Tick) -> Outcome:
         now = self._now_ms
         events: list = []
+        gtd = self._expire_orders(now, events)
         expired = []
         heap = self._expiries
         while heap and heap[0][0] <= now:
@@ -1196,7 +1232,7 @@ class Sequencer:
         liquidated = self._sweep(list(holders), events)
         return Outcome(cmd.seq, True, None, "", tuple(events),
                        {"expired": expired, "settled": settled, "listed": listed, "funding": funded,
-                        "liquidations": liquidated})
+                        "liquidations": liquidated, "orders_expired": gtd})
 
     def _open_market(self, inst, now: int) -> Market:  # noqa: ANN001
         m = Market(inst, book_for(inst), self._cfg.trades_kept, self._params[inst.underlying.symbol])
