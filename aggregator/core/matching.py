@@ -709,7 +709,7 @@ class OrderBook:
             key, keys, levels = o[_PRICE], self._bid_keys, self._bids
         else:
             key, keys, levels = -o[_PRICE], self._ask_keys, self._asks
-        del levels[key]
+        levels.pop(key).queue.clear()  # dead records left in it point back at it: no cycle for the GC
         if keys[-1] == key:
             keys.pop()
         else:
@@ -818,6 +818,7 @@ class OrderBook:
             else:
                 keys.pop()
                 del levels[key]
+                q.clear()  # dead records left in it point back at it: no cycle for the GC
         return remaining
 
 
