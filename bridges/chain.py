@@ -91,8 +91,48 @@ def classify(exc: BaseException, chain: str | None = None) -> ChainError:
     return TransientChainError(msg, chain=chain)
 
 
+class KeepAliveHTTPProvider(AsyncHTTPProvider):
+    """web3's ``AsyncHTTPProvider`` with one keep-alive ``aiohttp`` session of its own.
+
+    The stock provider opens a new TCP connection for every request (``force_close``) and
+    takes a process-wide lock through a thread pool before each one; measured on anvil,
+    about 0.9 ms and a thread hop per call against 0.3 ms on a kept-alive connection. The
+    request and response bytes, and the errors (``raise_for_status``), are the same.
+    """
+
+    def __init__(self, endpoint_uri: str, *, timeout: float) -> None:
+        super().__init__(endpoint_uri, exception_retry_configuration=None)  # retries are ours
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session: aiohttp.ClientSession | None = None
+        self._session_loop: asyncio.AbstractEventLoop | None = None
+
+    def _client_session(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._session.closed or self._session_loop is not loop:
+            self._session = aiohttp.ClientSession(timeout=self._timeout, raise_for_status=True)
+            self._session_loop = loop
+        return self._session
+
+    async def _make_request(self, method: Any, request_data: bytes) -> bytes:
+        async with self._client_session().post(self.endpoint_uri, data=request_data,
+                                               headers=self.get_request_headers()) as resp:
+            return await resp.read()
+
+    async def disconnect(self) -> None:
+        if self._session is not None and not self._session.closed \
+                and self._session_loop is asyncio.get_running_loop():
+            await self._session.close()
+        self._session = None
+        await super().disconnect()
+
+
 class ChainClient:
-    """One chain's RPC endpoint. Create inside a running event loop; ``close()`` when done."""
+    """One chain's RPC endpoint. Create inside a running event loop; ``close()`` when done.
+
+    ``w3`` goes without web3's ENS-name and validation middlewares: addresses here are
+    always hex, and the validation middleware asks the node for its chain id before every
+    call and transaction (we set ``chainId`` ourselves).
+    """
 
     def __init__(self, name: str, rpc_url: str, chain_id: int, *, timeout: float = 10.0,
                  retry: RetryPolicy = RetryPolicy()) -> None:
@@ -100,12 +140,12 @@ class ChainClient:
         self.rpc_url = rpc_url
         self.chain_id = chain_id
         self.retry = retry
-        provider = AsyncHTTPProvider(
-            rpc_url,
-            request_kwargs={"timeout": aiohttp.ClientTimeout(total=timeout)},
-            exception_retry_configuration=None,  # retries are ours, for idempotent calls only
-        )
-        self.w3 = AsyncWeb3(provider)
+        self.w3 = AsyncWeb3(KeepAliveHTTPProvider(rpc_url, timeout=timeout))
+        for mw in ("validation", "ens_name_to_address"):
+            try:
+                self.w3.middleware_onion.remove(mw)
+            except (ValueError, KeyError):
+                pass
 
     async def close(self) -> None:
         await self.w3.provider.disconnect()
