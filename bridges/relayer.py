@@ -288,16 +288,22 @@ class Relayer:
             for c in chains
         ]
         self._in_flight: set[str] = set()
+        self._wake: dict[int, asyncio.Event] = {}
         self.started_at = clock()
 
     # ------------------------------------------------------------------ run
 
     async def run(self, stop: asyncio.Event) -> None:
         """Watch and deliver until ``stop`` is set; then finish in-flight work and return."""
+        self._wake = {d: asyncio.Event() for d in self.chains}
+        for w in self.watchers:
+            w.on_applied = self._on_dispatches
         tasks = [asyncio.create_task(w.run(stop), name=f"watch-{w.client.name}") for w in self.watchers]
         tasks += [asyncio.create_task(self._delivery_loop(c, stop), name=f"deliver-{c.name}")
                   for c in self.chains.values()]
         await stop.wait()
+        for ev in self._wake.values():
+            ev.set()
         done, pending = await asyncio.wait(tasks, timeout=self.config.shutdown_grace_s)
         for t in pending:
             t.cancel()
@@ -305,21 +311,39 @@ class Relayer:
         for mid in list(self._in_flight):
             await asyncio.to_thread(self.store.release, mid, self.owner)
 
+    def _on_dispatches(self, _chain_id: int, _added: int) -> None:
+        """A watcher stored new messages: let every delivery loop claim now (not at its next idle tick)."""
+        for ev in self._wake.values():
+            ev.set()
+
     async def _delivery_loop(self, dest: RelayChain, stop: asyncio.Event) -> None:
+        """Claim each free path's head and deliver it in its own task: a path waiting for a
+        receipt (or backing off) never holds up another path to the same destination."""
+        wake = self._wake[dest.domain]
+        running: set[asyncio.Task] = set()
+
+        def finished(t: asyncio.Task) -> None:
+            running.discard(t)
+            wake.set()  # the path's next message (or a retry) may be claimable now
+
         while not stop.is_set():
+            wake.clear()
             try:
                 rows = await asyncio.to_thread(self.store.claim_next, self.owner, dest.domain, self.config.lease_s,
                                                self.config.paths_per_destination)
             except Exception:
                 log.exception("claiming messages for %s failed", dest.name)
                 rows = []
-            if not rows:
-                try:
-                    await asyncio.wait_for(stop.wait(), timeout=self.config.idle_sleep_s)
-                except asyncio.TimeoutError:
-                    pass
-                continue
-            await asyncio.gather(*(self.deliver(r) for r in rows))
+            for r in rows:
+                t = asyncio.create_task(self.deliver(r), name=f"deliver-{r.id[:10]}")
+                running.add(t)
+                t.add_done_callback(finished)
+            try:
+                await asyncio.wait_for(wake.wait(), timeout=self.config.idle_sleep_s)
+            except asyncio.TimeoutError:
+                pass
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)
 
     # ------------------------------------------------------------------ one message
 
@@ -375,26 +399,39 @@ class Relayer:
         mid = msg.id
         if "0x" + mid.hex() != row.id:
             raise DeliveryRetry(Reason.INVALID, "stored message does not hash to its id")
-        if await self._delivered(dest, mid):
+        # One round trip for the pre-checks and the validators' signatures together: a
+        # signature over a confirmed Dispatch is harmless if the message turns out delivered.
+        done, inbound, sigs = await asyncio.gather(
+            self._delivered(dest, mid), self._inbound_nonce(dest, msg.origin, msg.sender),
+            self.signatures.signatures(SignRequest(msg.encode(), row.dispatch_block), self.threshold),
+            return_exceptions=True)
+        for r in (done, inbound):
+            if isinstance(r, BaseException):
+                raise r
+        if done:
             return None
-        inbound = await self._inbound_nonce(dest, msg.origin, msg.sender)
         if msg.nonce > inbound:
             raise DeliveryRetry(Reason.WAITING_PREDECESSOR, f"path at nonce {inbound}, message is {msg.nonce}")
         if msg.nonce < inbound:
             if await self._delivered(dest, mid):  # delivered by someone else since the pre-check
                 return None
             raise DeliveryRetry(Reason.SUPERSEDED, f"path already past nonce {msg.nonce} (at {inbound})")
-        try:
-            sigs = await self.signatures.signatures(SignRequest(msg.encode(), row.dispatch_block), self.threshold)
-        except (NotEnoughSignatures, ValidatorRefused) as e:
-            raise DeliveryRetry(Reason.AWAITING_SIGNATURES, str(e)) from e
+        if isinstance(sigs, (NotEnoughSignatures, ValidatorRefused)):
+            raise DeliveryRetry(Reason.AWAITING_SIGNATURES, str(sigs)) from sigs
+        if isinstance(sigs, BaseException):
+            raise sigs
         data = _mailbox_contract().encode_abi("process", args=[msg.encode(), sigs[: self.threshold]])
         tx: dict[str, Any] = {"to": dest.mailbox, "data": data, "from": self.address, "chainId": dest.client.chain_id}
-        gas = await self._estimate(dest, tx, mid)
+        gas, fees = await asyncio.gather(self._estimate(dest, tx, mid), self._fees(dest.client),
+                                         return_exceptions=True)
+        if isinstance(gas, BaseException):
+            raise gas
         if gas is None:
             return None
+        if isinstance(fees, BaseException):
+            raise fees
         tx["gas"] = gas
-        receipt = await self._send_with_bumps(dest, tx, row)
+        receipt = await self._send_with_bumps(dest, tx, row, fees)
         if int(receipt["status"]) == 1:
             return HexBytes(receipt["transactionHash"]).to_0x_hex()
         if await self._delivered(dest, mid):
@@ -450,11 +487,12 @@ class Relayer:
             return None
         return dict(r) if r is not None else None
 
-    async def _send_with_bumps(self, dest: RelayChain, tx: dict[str, Any], row: RelayMessage) -> dict[str, Any]:
+    async def _send_with_bumps(self, dest: RelayChain, tx: dict[str, Any], row: RelayMessage,
+                               fees: tuple[int, int] | None = None) -> dict[str, Any]:
         """Send ``tx`` at a fresh nonce; replace it at the same nonce with higher fees while stuck."""
         client = dest.client
         acct = Account.from_key(self._key)
-        max_fee, tip = await self._fees(client)
+        max_fee, tip = fees if fees is not None else await self._fees(client)
         hashes: list[bytes] = []
         for _ in range(3):
             async with self.nonces.lock(acct.address, client.chain_id):

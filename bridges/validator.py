@@ -114,12 +114,15 @@ class ValidatorSigner:
         if head - req.block_number < origin.confirmations:
             raise ValidatorRefused("unconfirmed", f"block {req.block_number} has {head - req.block_number} of "
                                    f"{origin.confirmations} confirmations", chain=client.name)
-        logs = await client.get_logs(origin.mailbox, [DISPATCH_TOPIC, "0x" + mid.hex()], req.block_number,
-                                     req.block_number)
+        # The head first, then the log and the canonical block together: a block that had the
+        # confirmations on top when the head was read is not undone by a shallower reorg, so
+        # reading its hash afterwards (in whichever order with the log) sees the same block.
+        logs, ref = await asyncio.gather(
+            client.get_logs(origin.mailbox, [DISPATCH_TOPIC, "0x" + mid.hex()], req.block_number, req.block_number),
+            client.block(req.block_number))
         if not logs:
             raise ValidatorRefused("not-found", f"no Dispatch 0x{mid.hex()} in block {req.block_number}",
                                    chain=client.name)
-        ref = await client.block(req.block_number)
         for lg in logs:
             if HexBytes(lg["blockHash"]).to_0x_hex() != ref.hash:
                 continue  # a log from a block that is no longer canonical

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -94,6 +94,9 @@ class EventWatcher:
         self.walkback_limit = walkback_limit
         self.stats = WatcherStats()
         self._restarted = True
+        # Called on the event loop with (chain id, rows added) after an apply that added
+        # something, so a consumer can act now rather than at its next poll.
+        self.on_applied: Callable[[int, int], None] | None = None
 
     @property
     def chain_id(self) -> int:
@@ -132,6 +135,8 @@ class EventWatcher:
         self.stats.logs += len(logs)
         self.stats.applied += applied
         self._restarted = False
+        if applied and self.on_applied is not None:
+            self.on_applied(self.chain_id, applied)
         return to_block < safe
 
     async def _still_canonical(self, cur: Cursor) -> bool:
