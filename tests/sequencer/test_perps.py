@@ -109,8 +109,9 @@ def funding_setup() -> Harness:
     h.place(BOB, PERP, SELL, 3_000 * USDC, 500)
     h.place(CAROL, PERP, SELL, 3_000 * USDC, 501)
     h.place(ALICE, PERP, BUY, 3_000 * USDC, 1001)
-    h.place(DAVE, PERP, BUY, 3_009 * USDC, 10)
-    h.place(DAVE, PERP, SELL, 3_011 * USDC, 10)
+    day = h.now // 1000 + 86_400  # Dave's quotes rest all day (good-til-time), making the mid
+    h.place(DAVE, PERP, BUY, 3_009 * USDC, 10, expiry=day)
+    h.place(DAVE, PERP, SELL, 3_011 * USDC, 10, expiry=day)
     return h
 
 
