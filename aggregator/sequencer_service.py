@@ -1018,9 +1018,31 @@ def default_sequencer_factory(config: Any) -> Callable[[], Any]:
     return lambda: Sequencer(config)
 
 
+GC_YOUNG_THRESHOLD = 2_000
+
+
+def tune_gc(young: int = GC_YOUNG_THRESHOLD) -> None:
+    """Young-only cyclic GC for a long-running service (call once after start-up).
+
+    Everything alive after start-up (the replayed state, imported modules) is frozen:
+    never scanned again. After that only young collections run, every ``young`` net
+    allocations of tracked objects; the objects that survive one are nearly all state
+    that lives long (resting orders, histories), so older generations are never
+    collected automatically (``gc.collect()`` still works). A young collection's pause
+    grows faster than linearly with ``young``: measured on the order-entry mix, 2,000 ->
+    ~0.2 ms per collection, 50,000 (the former setting) -> 30-60 ms, which was the p99
+    of acknowledgement latency. Cyclic garbage that outlives a young collection is only
+    reclaimed by an explicit full collection (none was found in the benchmark runs).
+    """
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(young, 1 << 30, 1 << 30)
+
+
 def main(argv: list[str] | None = None) -> None:
     import argparse
-    import gc
     import os
     import signal
 
@@ -1061,9 +1083,7 @@ def main(argv: list[str] | None = None) -> None:
                                                            ip_rate=a.ip_rate or None, ip_burst=2 * (a.ip_rate or 1)))
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(50_000, 20, 20)
+        tune_gc()
         site = web.TCPSite(runner, a.host, a.port)
         await site.start()
         print(f"sequencer service listening on http://{a.host}:{a.port} journal={a.journal} "
