@@ -60,6 +60,10 @@ class WatcherStats:
     last_error: str | None = None
 
 
+async def _none() -> None:
+    return None
+
+
 class EventWatcher:
     """Polls one chain for logs of ``address`` whose first topic is ``topic0`` (one, or any of
     several) and feeds a sink."""
@@ -94,6 +98,7 @@ class EventWatcher:
         self.walkback_limit = walkback_limit
         self.stats = WatcherStats()
         self._restarted = True
+        self._idle_head: str | None = None  # hash of the head at which the last poll found nothing left to scan
         # Called on the event loop with (chain id, rows added) after an apply that added
         # something, so a consumer can act now rather than at its next poll.
         self.on_applied: Callable[[int, int], None] | None = None
@@ -108,24 +113,39 @@ class EventWatcher:
     async def poll_once(self) -> bool:
         """Scan the next range of confirmed blocks; return True if more remain behind."""
         self.stats.polls += 1
-        head = await self.client.block_number()
+        tip = await self.client.block("latest")
+        head = tip.number
         safe = head - self.confirmations
         self.stats.last_safe_block = safe
+        if tip.hash == self._idle_head and not self._restarted:
+            # Same head block as when nothing was left to scan: nothing new is confirmed, and
+            # no reorg happened (a reorg below the head replaces the head too).
+            return False
         cur: Cursor | None = await self._sink("cursor", self.chain_id, self.name)
-        if cur is not None and not await self._still_canonical(cur):
-            cur = await self._handle_reorg(cur, head)
-        next_block = self.start_block if cur is None else cur.block_number + 1
-        if self._restarted and cur is not None:
-            next_block = max(self.start_block, next_block - self.overlap)
+        next_block, to_block = self._range(cur, safe)
+        if cur is not None:
+            # The cursor's canonical check and the range's last header in one round trip.
+            canonical, to_ref = await asyncio.gather(self._still_canonical(cur),
+                                                     self.client.block(to_block) if next_block <= safe else _none())
+            if not canonical:
+                cur = await self._handle_reorg(cur, head)
+                next_block, to_block = self._range(cur, safe)
+                to_ref = None
+        else:
+            to_ref = None
         if next_block > safe:
             self._restarted = False
+            self._idle_head = tip.hash
             return False
-        to_block = min(safe, next_block + self.batch_blocks - 1)
-        to_ref = await self.client.block(to_block)
+        if to_ref is None:
+            to_ref = await self.client.block(to_block)
+        # The logs are read after the range's last header and checked against headers read
+        # after them: a log from a block that is not canonical, or a range end that moved
+        # while it was scanned, fails the poll.
         logs = await self.client.get_logs(self.address, [self.topic0], next_block, to_block)
-        blocks = await self._verify_log_blocks(logs)
+        blocks, again = await asyncio.gather(self._verify_log_blocks(logs), self.client.block(to_block))
         blocks[to_ref.number] = to_ref.hash
-        if (await self.client.block(to_block)).hash != to_ref.hash:
+        if again.hash != to_ref.hash:
             raise TransientChainError(f"block {to_block} changed while scanning", chain=self.client.name)
         if cur is not None and to_block < cur.block_number:
             new_cursor = cur  # an overlap re-scan below the cursor never moves it back
@@ -137,7 +157,16 @@ class EventWatcher:
         self._restarted = False
         if applied and self.on_applied is not None:
             self.on_applied(self.chain_id, applied)
-        return to_block < safe
+        more = to_block < safe
+        self._idle_head = None if more else tip.hash
+        return more
+
+    def _range(self, cur: Cursor | None, safe: int) -> tuple[int, int]:
+        """The next block to scan and the last block of this poll's range."""
+        next_block = self.start_block if cur is None else cur.block_number + 1
+        if self._restarted and cur is not None:
+            next_block = max(self.start_block, next_block - self.overlap)
+        return next_block, min(safe, next_block + self.batch_blocks - 1)
 
     async def _still_canonical(self, cur: Cursor) -> bool:
         try:
