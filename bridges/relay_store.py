@@ -317,6 +317,11 @@ class RelayStore:
             log.info("message %s: lease lost by %s (or already delivered)", mid, owner)
         return ok
 
+    def note(self, mid: str, owner: str, reason: str, lease_s: float) -> bool:
+        """Record why a leased message is still waiting (and extend the lease) while its
+        worker keeps it to try again in memory."""
+        return self._update_leased(mid, owner, reason=reason[:500], lease_until=self.clock() + lease_s)
+
     def renew(self, mid: str, owner: str, lease_s: float) -> bool:
         return self._update_leased(mid, owner, lease_until=self.clock() + lease_s)
 

@@ -142,6 +142,7 @@ class RelayerConfig:
     shutdown_grace_s: float = 15.0
     rpc_timeout_s: float = 10.0
     watcher_poll_s: float = 0.05
+    recipient_wait_s: float = 5.0  # how long a worker keeps a RECIPIENT_WAITING message before handing it back
 
 
 @dataclass
@@ -289,6 +290,8 @@ class Relayer:
         ]
         self._in_flight: set[str] = set()
         self._wake: dict[int, asyncio.Event] = {}
+        self._activity: dict[int, asyncio.Event] = {}  # pulsed when this relayer sends or delivers to a domain
+        self._stopping = False
         self.started_at = clock()
 
     # ------------------------------------------------------------------ run
@@ -302,8 +305,11 @@ class Relayer:
         tasks += [asyncio.create_task(self._delivery_loop(c, stop), name=f"deliver-{c.name}")
                   for c in self.chains.values()]
         await stop.wait()
+        self._stopping = True
         for ev in self._wake.values():
             ev.set()
+        for d in list(self._activity):
+            self._pulse(d)
         done, pending = await asyncio.wait(tasks, timeout=self.config.shutdown_grace_s)
         for t in pending:
             t.cancel()
@@ -356,24 +362,58 @@ class Relayer:
             self._in_flight.discard(row.id)
 
     async def _deliver(self, row: RelayMessage) -> str:
-        try:
-            tx_hash = await self._attempt(row)
-        except DeliveryRetry as e:
-            return await self._schedule(row, e.reason, str(e))
-        except TransientChainError as e:
-            return await self._schedule(row, Reason.RPC_ERROR, str(e))
-        except ChainError as e:
-            return await self._schedule(row, Reason.RPC_ERROR, str(e))
-        except Exception as e:  # a bug must not kill the loop; it shows as a retry reason
-            log.exception("delivering %s failed unexpectedly", row.id)
-            return await self._schedule(row, Reason.RPC_ERROR, f"{type(e).__name__}: {e}")
+        waiting_since: float | None = None
+        while True:
+            try:
+                tx_hash = await self._attempt(row)
+            except DeliveryRetry as e:
+                if e.reason is not Reason.RECIPIENT_WAITING or self._stopping:
+                    return await self._schedule(row, e.reason, str(e))
+                # The recipient waits for a bridge-in (a mint on its way to this chain): keep the
+                # lease and try again as soon as this relayer sends or delivers anything to the
+                # destination (the mint, typically: the next attempt then simulates against the
+                # pending block and lands in the same block as the mint), or after the
+                # reason's short backoff; hand the message back to the store after a while.
+                now = time.monotonic()
+                if waiting_since is None:
+                    waiting_since = now
+                    if not await asyncio.to_thread(self.store.note, row.id, self.owner, str(e), self.config.lease_s):
+                        return "lease-lost"
+                elif now - waiting_since > self.config.recipient_wait_s:
+                    return await self._schedule(row, e.reason, str(e))
+                self.stats.retries[e.reason.value] = self.stats.retries.get(e.reason.value, 0) + 1
+                await self._activity_on(row.destination, retry_delay(e.reason, 1))
+                continue
+            except TransientChainError as e:
+                return await self._schedule(row, Reason.RPC_ERROR, str(e))
+            except ChainError as e:
+                return await self._schedule(row, Reason.RPC_ERROR, str(e))
+            except Exception as e:  # a bug must not kill the loop; it shows as a retry reason
+                log.exception("delivering %s failed unexpectedly", row.id)
+                return await self._schedule(row, Reason.RPC_ERROR, f"{type(e).__name__}: {e}")
+            break
         await asyncio.to_thread(self.store.mark_delivered, row.id, tx_hash)
+        self._pulse(row.destination)
         self.stats.latency.observe(max(0.0, self.clock() - row.created_at))
         if tx_hash is None:
             self.stats.found_delivered += 1
             return "found-delivered"
         self.stats.delivered += 1
         return "delivered"
+
+    def _pulse(self, domain: int) -> None:
+        """Wake every worker waiting for activity on ``domain``."""
+        ev = self._activity.get(domain)
+        self._activity[domain] = asyncio.Event()
+        if ev is not None:
+            ev.set()
+
+    async def _activity_on(self, domain: int, timeout: float) -> None:
+        ev = self._activity.setdefault(domain, asyncio.Event())
+        try:
+            await asyncio.wait_for(ev.wait(), timeout=timeout)
+        except asyncio.TimeoutError:
+            pass
 
     async def _schedule(self, row: RelayMessage, reason: Reason, detail: str) -> str:
         rule = RETRY_RULES[reason]
@@ -450,14 +490,23 @@ class Relayer:
         return int(abi_decode(["uint32"], out)[0])
 
     async def _estimate(self, dest: RelayChain, tx: dict[str, Any], mid: bytes) -> int | None:
-        """Simulate ``process``; classify a revert. None means "already delivered"."""
+        """Simulate ``process`` on the pending block; classify a revert. None means "already delivered".
+
+        The pending block holds the transactions already sent (by this relayer: the mint a
+        settlement waits for), so a delivery that depends on one can be sent right behind it
+        at the next nonce and land in the same block. A simulation is only a forecast: the
+        Mailbox decides on chain (delivered-by-id, path nonce, the vault's bridge-in check).
+        """
         client = dest.client
         try:
-            est = await client.idempotent(lambda: client.w3.eth.estimate_gas(tx))  # type: ignore[arg-type]
+            est = await client.idempotent(lambda: client.w3.eth.estimate_gas(tx, "pending"))  # type: ignore[arg-type]
         except RejectedChainError as e:
             name = revert_name(e)
             if name == "AlreadyDelivered":
-                return None
+                if await self._delivered(dest, mid):
+                    return None
+                # Delivered only in the pending block: a process transaction is on its way.
+                raise DeliveryRetry(Reason.WAITING_PREDECESSOR, "a delivery is pending", chain=dest.name) from e
             reason = classify_revert(name)
             detail = name if reason is not Reason.RECIPIENT_REVERT else f"{name}: {str(e)[:200]}"
             raise DeliveryRetry(reason, detail, chain=dest.name) from e
@@ -502,6 +551,7 @@ class Relayer:
                 await asyncio.to_thread(self.store.mark_submitted, row.id, self.owner, signed.hash.to_0x_hex(), nonce)
                 try:
                     await self._broadcast(client, signed.raw_transaction)
+                    self._pulse(row.destination)
                 except NonceTooLow:
                     self.stats.nonce_resyncs += 1
                     await self.nonces.resync(client, acct.address)
