@@ -129,7 +129,7 @@ class Account:
     """A unified cross-margin account: balances per chain, exposures, resting orders."""
 
     __slots__ = ("address", "balances", "total", "primary_chain", "exposures", "orders", "sessions", "fills",
-                 "liquidations")
+                 "liquidations", "ro_orders")
 
     def __init__(self, address: str, primary_chain: int, fills_kept: int) -> None:
         self.address = address
@@ -141,6 +141,7 @@ class Account:
         self.sessions: dict[str, int] = {}  # session key -> valid until (ms)
         self.fills: deque = deque(maxlen=fills_kept)
         self.liquidations = 0
+        self.ro_orders = 0  # resting reduce-only orders (the sequencer re-checks them when a position moves)
 
     def exposure(self, market: Market) -> Exposure:
         """Return (creating if needed) the exposure in ``market``."""

@@ -86,6 +86,7 @@ class CancelReason(StrEnum):
     USER = "USER"
     SELF_TRADE_PREVENTION = "SELF_TRADE_PREVENTION"
     CANCEL_ALL = "CANCEL_ALL"
+    REDUCE_ONLY = "REDUCE_ONLY"  # the position it would reduce shrank or closed
 
 
 class ExpireReason(StrEnum):

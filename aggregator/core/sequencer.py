@@ -99,7 +99,9 @@ Market status
     The index (and the mark) move only on ``ok`` and ``market-closed`` reports.
 
 Known limits
-    a reduce-only order is checked at entry only; liquidation does not use the book;
+    a reduce-only order is re-checked after each command that moved its position, so a
+    taker sweeping several orders of one account in one command (normal ones first) can
+    still flip it; liquidation does not use the book;
     marks for options are Black-76 with one configured vol per underlying (SVI later);
     a withdrawal halt refuses new withdrawals, and fails the reserved ones at the next
     ``CloseBatch`` (credited back), but cannot stop a batch already closed;
@@ -182,6 +184,7 @@ from aggregator.core.instruments import (
     book_for,
 )
 from aggregator.core.matching import (
+    CancelReason,
     ExpireReason,
     OrderAmended,
     OrderCancelled,
@@ -455,6 +458,7 @@ class Sequencer:
         d.setdefault("_chain_batch", {})  # chain -> last batch its vault applied
         d.setdefault("_cumulative", Netting())
         d.setdefault("_call_cache", {})  # underlying -> (mark, shock px, floor px), see _call_px
+        d.setdefault("_ro_dirty", [])  # (account, market) whose position moved this command, see _enforce_reduce_only
         d.setdefault("_gtd", [])  # heap of (expiry ms, order id) of resting orders (stale ids skipped)
 
     # ================================================================== the mutator
@@ -739,6 +743,8 @@ class Sequencer:
     def _drop(self, order_id: int) -> RestingOrder:
         r = self._orders.pop(order_id)
         del r.account.orders[order_id]
+        if r.reduce_only:
+            r.account.ro_orders -= 1
         self._unreserve(r)
         return r
 
@@ -779,8 +785,10 @@ class Sequencer:
         if reduce_only:
             ex = acct.exposures.get(m.name) if acct is not None else None
             pos = ex.size if ex is not None else 0
-            if pos == 0 or (pos > 0) == buy or size > abs(pos):
-                raise _Reject(RejectCode.REDUCE_ONLY_WOULD_INCREASE, f"position {pos}, order side {side} size {size}")
+            resting = self._ro_resting(acct, m, side) if acct is not None and acct.ro_orders else 0
+            if pos == 0 or (pos > 0) == buy or size + resting > abs(pos):
+                raise _Reject(RejectCode.REDUCE_ONLY_WOULD_INCREASE,
+                              f"position {pos}, order side {side} size {size}, reduce-only resting {resting}")
         tif = o.time_in_force
         mark = self._mark.get(und)
         book = m.book
@@ -860,16 +868,65 @@ class Sequencer:
             heapq.heappush(self._gtd, (exp_ms, oid))
             self._orders[oid] = r
             acct.orders[oid] = r
+            if reduce_only:
+                acct.ro_orders += 1
             self._reserve(r)
             status = "open" if not filled else "partially_filled"
         elif not remaining:
             status = "filled"
         else:
             status = ended
+        if self._ro_dirty:
+            self._enforce_reduce_only(out_events)
         return Outcome(cmd.seq, True, None, "", tuple(out_events),
                        {"order_id": oid, "client_order_id": coid, "instrument": m.name, "status": status,
                         "price": price, "size": size, "filled": filled, "remaining": remaining if ended is None else 0,
                         "fee": fee_total, "fills": fills})
+
+    def _ro_resting(self, acct: Account, m: Market, side: int) -> int:
+        """Return the remaining size of ``acct``'s resting reduce-only orders on ``side`` of ``m``."""
+        return sum(r.remaining for r in acct.orders.values() if r.reduce_only and r.market is m and r.side == side)
+
+    def _enforce_reduce_only(self, events: list) -> None:
+        """Keep resting reduce-only orders within the positions this command's fills left.
+
+        For each (account, market) whose position moved and that rests reduce-only orders
+        there: orders on the side that would now increase the position (or with no
+        position left) are cancelled; on the reducing side, in time priority, each keeps
+        at most what the position still allows and is shrunk (``amend`` down keeps its
+        priority) or cancelled (``CancelReason.REDUCE_ONLY``). Together with the entry rule
+        (a new reduce-only order plus those resting on its side never exceed the
+        position), a later fill of a reduce-only order never increases a position.
+        """
+        dirty, self._ro_dirty = self._ro_dirty, []
+        seen: set = set()
+        for acct, m in dirty:
+            key = (acct.address, m.name)
+            if key in seen or not acct.ro_orders:
+                continue
+            seen.add(key)
+            ex = acct.exposures.get(m.name)
+            pos = ex.size if ex is not None else 0
+            allow = abs(pos)
+            for r in [r for r in acct.orders.values() if r.reduce_only and r.market is m]:
+                reduces = pos != 0 and (pos > 0) != (r.side == _BUY)
+                keep = min(r.remaining, allow) if reduces else 0
+                allow -= keep
+                if keep == r.remaining:
+                    continue
+                book = m.book
+                if keep:
+                    evs = book.amend(r.order_id, acct.address, None, r.size - r.remaining + keep)
+                    if type(evs[0]) is OrderAmended:
+                        self._unreserve(r)
+                        r.size, r.remaining = evs[0].size, evs[0].remaining
+                        self._reserve(r)
+                        events.extend(evs)
+                        continue
+                for e in book.cancel(r.order_id):
+                    events.append(OrderCancelled(e.instrument, e.order_id, e.client_order_id, e.account,
+                                                 e.remaining, CancelReason.REDUCE_ONLY))
+                self._drop(r.order_id)
 
     def _fill(self, e: OrderFilled, m: Market, taker: Account, out_events: list) -> int:
         """Settle one fill: reserves, cash, fees, positions. Return the taker fee."""
@@ -888,6 +945,8 @@ class Sequencer:
         if not e.maker_remaining:
             del self._orders[mk.order_id]
             del maker.orders[mk.order_id]
+            if mk.reduce_only:
+                maker.ro_orders -= 1
         notional = p * q // scale
         cfg = self._cfg
         mfee = -(-notional * cfg.maker_fee_bps // BPS)
@@ -909,6 +968,9 @@ class Sequencer:
         bex.trade(q, p)
         sex = seller.exposure(m)
         sex.trade(-q, p)
+        if buyer.ro_orders or seller.ro_orders:
+            self._ro_dirty.append((buyer, m))
+            self._ro_dirty.append((seller, m))
         holders = m.holders
         for a, ex in ((buyer, bex), (seller, sex)):
             if ex.size:
@@ -1014,7 +1076,8 @@ class Sequencer:
         if r.reduce_only:
             ex = acct.exposures.get(m.name)
             pos = ex.size if ex is not None else 0
-            if pos == 0 or (pos > 0) == buy or new_remaining > abs(pos):  # same rule as at entry
+            others = self._ro_resting(acct, m, r.side) - r.remaining
+            if pos == 0 or (pos > 0) == buy or new_remaining + others > abs(pos):  # same rule as at entry
                 raise _Reject(RejectCode.REDUCE_ONLY_WOULD_INCREASE, f"position {pos}, new remaining {new_remaining}")
         elif grows:
             if self._status.get(m.underlying) in _CLOSED_STATUSES:
@@ -1046,7 +1109,11 @@ class Sequencer:
         else:
             del self._orders[r.order_id]
             del acct.orders[r.order_id]
+            if r.reduce_only:
+                acct.ro_orders -= 1
             status = "cancelled" if ended else "filled"
+        if self._ro_dirty:
+            self._enforce_reduce_only(out_events)
         return Outcome(cmd.seq, True, None, "", tuple(out_events),
                        {"order_id": r.order_id, "client_order_id": r.client_order_id, "instrument": m.name,
                         "status": status, "price": r.price, "size": r.size, "filled": r.size - r.remaining,

@@ -403,14 +403,21 @@ def amend_reduce_only_beyond_position():
 
 
 @case(U.REDUCE_ONLY_WOULD_INCREASE)
-def amend_reduce_only_after_position_flipped():
+def amend_reduce_only_beyond_position_with_others_resting():
+    h = base()  # Alice long 1000
+    assert h.place(ALICE, PERP, SELL, px(3100), 500, reduce_only=True).accepted  # order 6
+    assert h.place(ALICE, PERP, SELL, px(3200), 400, reduce_only=True).accepted  # order 7
+    # 600 + the 500 resting on the same side would exceed the long: refused like a new order
+    return h, amend(ALICE, PERP, 7, size=600, now_ms=h.now), lambda h: h.apply(
+        amend(ALICE, PERP, 7, size=500, now_ms=h.now))
+
+
+@case(U.REDUCE_ONLY_WOULD_INCREASE)
+def reduce_only_beyond_position_with_others_resting():
     h = base()
-    assert h.place(ALICE, PERP, SELL, px(3100), 500, reduce_only=True).accepted  # order 6, reduces the long
-    assert h.place(ALICE, PERP, SELL, px(2990), 2000, tif=IOC).result["filled"] == 2000  # now short 1000
-    assert h.pos(ALICE, PERP) == -1000
-    # the resting sell would now add to the short: amending it is refused like a new order would be
-    return h, amend(ALICE, PERP, 6, price=px(2990), size=400, now_ms=h.now), lambda h: h.apply(
-        place(ALICE, PERP, BUY, px(2900), 400, reduce_only=True, now_ms=h.now))
+    assert h.place(ALICE, PERP, SELL, px(3100), 700, reduce_only=True).accepted
+    return h, place(ALICE, PERP, SELL, px(3200), 301, reduce_only=True, now_ms=h.now), lambda h: h.apply(
+        place(ALICE, PERP, SELL, px(3200), 300, reduce_only=True, now_ms=h.now))
 
 
 # ---------------------------------------------------------------- time in force
