@@ -1,9 +1,20 @@
 """Settlement batches in the main service: close, store, commit on the hub, hear back.
 
 ``Batcher`` (one per sequencer; it is the only one that submits batches)
-    Every ``interval`` seconds, or as soon as ``max_fills`` fills were sequenced since the
-    last batch, if the sequencer has something to settle (``pending_batch_preview`` is not
-    empty): sequence ``CloseBatch(journal_hash)``, where ``journal_hash`` is the keccak of
+    Every ``interval`` seconds (counted from the end of the previous round: the previous
+    batch's hub receipt, or the look that found nothing to settle), or as soon as
+    ``max_fills`` fills were sequenced since the last batch, or - so that a withdrawal does
+    not wait out the interval - as soon as a withdrawal was reserved, but not sooner than
+    ``withdrawal_spacing`` seconds after the previous close and only once every chain has
+    applied the previous batch (``None``: withdrawals wait for the interval like everything
+    else). The last condition matters under load: a batch closed while its predecessor is
+    still on its way queues behind it on some chain (batches apply in order, and a chain
+    waiting for a bridge-in holds the next one), so closing it early wins nothing and costs
+    a hub transaction, a message per chain and netting (measured with
+    ``bench/bench_withdrawal_latency.py``: more batches, more bridge legs, higher p99).
+    In every case only if the sequencer has something to settle (``pending_batch_preview``
+    is not empty) and after the previous batch's hub transaction has its receipt (batches
+    are committed one at a time, in order): sequence ``CloseBatch(journal_hash)``, where ``journal_hash`` is the keccak of
     the journal records (``commands.encode`` of every command) after the previous batch's
     ``seq`` up to the one before this ``CloseBatch`` - so anyone holding the journal can
     check which commands a batch covers. Then, in this order: store each chain's encoded
@@ -71,7 +82,8 @@ class Batcher:
     """See the module docstring."""
 
     def __init__(self, service: SequencerService, ledger: Ledger, hub_client: ChainClient, hub_address: str,
-                 sequencer_key: str, domains: list[int], *, interval: float = 2.0, max_fills: int = 1_000) -> None:
+                 sequencer_key: str, domains: list[int], *, interval: float = 2.0, max_fills: int = 1_000,
+                 withdrawal_spacing: float | None = 0.25) -> None:
         self.service = service
         self.ledger = ledger
         self.hub_client = hub_client
@@ -80,12 +92,16 @@ class Batcher:
         self.domains = sorted(domains)
         self.interval = interval
         self.max_fills = max_fills
+        self.withdrawal_spacing = withdrawal_spacing
         self.nonces = NonceManager()
         self.records: dict[int, BatchRecord] = {}
         self.failures = 0
         self._hash = ZERO
         self._hashed_to = 0  # last seq folded into _hash
         self._fills = 0
+        self._withdrawals = 0  # reserved since the last close
+        self._last_close = float("-inf")  # time.monotonic() of the last close
+        self._round_end = float("-inf")  # time.monotonic() at the end of the last round
         self._wake = asyncio.Event()
         self._unsubscribe: Any = None
         self._hub = hub_client.w3.eth.contract(address=hub_client.w3.to_checksum_address(hub_address),
@@ -115,9 +131,12 @@ class Batcher:
         for p in batch:
             self._fold(p.cmd)
             for ev in p.outcome.events:
-                if type(ev).__name__ == "OrderFilled":
+                name = type(ev).__name__
+                if name == "OrderFilled":
                     self._fills += 1
-        if self._fills >= self.max_fills:
+                elif name == "WithdrawalReserved":
+                    self._withdrawals += 1
+        if self._fills >= self.max_fills or (self._withdrawals and self.withdrawal_spacing is not None):
             self._wake.set()
 
     # ---------------------------------------------------------------- batches
@@ -139,11 +158,13 @@ class Batcher:
         for cmd in self.service.undurable_commands():
             if cmd.seq > self._hashed_to:
                 digest = ZERO if type(cmd) is C.CloseBatch else keccak(digest + C.encode(cmd))
+        self._last_close = time.monotonic()
         outcome = await self.service.execute(C.CloseBatch, digest)
         if not outcome.accepted:
             log.error("CloseBatch refused: %s %s", outcome.code, outcome.message)
             return None
         self._fills = 0
+        self._withdrawals = 0
         batch = seq.batch(outcome.result["batch_number"]) if isinstance(outcome.result, dict) else seq.last_batch()
         self.records[batch.number] = BatchRecord(batch.number, time.time(), netting=batch.netting.to_dict(),
                                                  withdrawals=len(batch.withdrawals))
@@ -190,6 +211,22 @@ class Batcher:
             n += 1
         return n
 
+    def _due_in(self) -> float:
+        """Seconds until the next close is due (0: now)."""
+        now = time.monotonic()
+        if self._fills >= self.max_fills:
+            return 0.0
+        due = self.interval - (now - self._round_end)
+        if self._withdrawals and self.withdrawal_spacing is not None and self._settled_everywhere():
+            due = min(due, self.withdrawal_spacing - (now - self._last_close))
+        return max(0.0, due)
+
+    def _settled_everywhere(self) -> bool:
+        """Whether every chain reported the last closed batch applied (see the module doc)."""
+        seq = self.service.sequencer
+        last = seq.last_batch()
+        return last is None or all(seq.last_settled_batch(c) >= last.number for c in last.domains)
+
     async def run(self, stop: asyncio.Event) -> None:
         """Catch up, then close and submit batches until ``stop``."""
         pending_catch_up = True
@@ -199,7 +236,9 @@ class Batcher:
                     await self.catch_up()
                     pending_catch_up = False
                 batch = await self.close()
-                if batch is not None:
+                if batch is None:
+                    self._withdrawals = 0  # nothing closable: they wait for the interval
+                else:
                     _, prev = await self._hub_state()
                     await self.submit(batch, prev)
             except ServiceUnavailable as e:
@@ -208,13 +247,21 @@ class Batcher:
             except Exception:  # noqa: BLE001 - retried by catch_up on the next round
                 self.failures += 1
                 pending_catch_up = True
+                self._withdrawals = 0  # a failed round backs off a whole interval
                 log.exception("batch submission failed; catching up next round")
-            self._wake.clear()
-            waiter = asyncio.ensure_future(self._wake.wait())
-            stopper = asyncio.ensure_future(stop.wait())
-            await asyncio.wait({waiter, stopper}, timeout=self.interval, return_when=asyncio.FIRST_COMPLETED)
-            waiter.cancel()
-            stopper.cancel()
+            self._round_end = time.monotonic()
+            # Sleep until the next close is due; a fill count reached or a withdrawal reserved
+            # (the wake event) may bring it forward.
+            while not stop.is_set():
+                delay = self._due_in()
+                if delay <= 0:
+                    break
+                self._wake.clear()
+                waiter = asyncio.ensure_future(self._wake.wait())
+                stopper = asyncio.ensure_future(stop.wait())
+                await asyncio.wait({waiter, stopper}, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+                stopper.cancel()
 
     def detach(self) -> None:
         if self._unsubscribe is not None:

@@ -67,6 +67,7 @@ class Service:
     trading_options: TradingOptions = field(default_factory=TradingOptions)
     batch_interval: float = 2.0  # seconds between settlement batches (0: no batcher)
     batch_max_fills: int = 1_000  # ... or as soon as this many fills wait
+    batch_withdrawal_spacing: float | None = 0.25  # ... or this long after the last close once a withdrawal waits
     ledger: Ledger = field(init=False)
     watchers: list[EventWatcher] = field(default_factory=list, init=False)
     _clients: list[ChainClient] = field(default_factory=list, init=False)
@@ -115,7 +116,8 @@ class Service:
                 st = self.deployment.settlement
                 self.batcher = Batcher(self.sequencer, self.ledger, client, st.settlement_hub, st.sequencer_key,
                                        [x.chain_id for x in self.deployment.chains], interval=self.batch_interval,
-                                       max_fills=self.batch_max_fills)
+                                       max_fills=self.batch_max_fills,
+                                       withdrawal_spacing=self.batch_withdrawal_spacing)
                 self.batcher.attach()
                 self._tasks.append(asyncio.create_task(self.batcher.run(self._stop), name="batcher"))
             w = EventWatcher(client, sink, name=CURSOR_NAME, address=c.vault, topic0=VAULT_TOPICS,
