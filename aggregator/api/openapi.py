@@ -39,6 +39,8 @@ SERVICE_ROUTES: tuple[tuple[str, str, str, str, str, tuple[str, ...]], ...] = (
      "settlement", ("invalid_address", "invalid_request")),
     ("GET", "/v1/withdrawals/{withdrawal_id}", "get_withdrawal",
      "One withdrawal: reserved, batched (batch number), paid (tx hash) or failed (reason)", "settlement", ("not_found",)),
+    ("GET", "/v1/settlement-chains", "list_settlement_chains",
+     "Chains a withdrawal may name: token address and decimals to sign, name, withdrawal halt", "settlement", ()),
     ("GET", "/v1/batches", "list_batches",
      "Settlement batches: hub tx, gas, message ids, per-batch and cumulative netting", "settlement", ()),
     ("GET", "/v1/prices", "list_prices", "Every oracle feed: price (8 decimals), confidence, status and reason",

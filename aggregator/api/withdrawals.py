@@ -17,6 +17,10 @@ batch), ``batched`` (in batch ``batch_number``, on its way), ``paid`` (the vault
 account, ``reason`` says why).
 ``GET /v1/withdrawals?account=0x…`` lists an account's withdrawals, oldest first.
 
+``GET /v1/settlement-chains``: the chains a withdrawal may name, with the token address and
+decimals to sign (``amount`` is in that token's native units), the chain's name where the
+ledger knows it, and whether withdrawals there are halted.
+
 ``GET /v1/batches``: the settlement batches this process closed or submitted (number,
 hub transaction, gas, message id per chain, withdrawals, and the batch's netting: gross
 cross-chain obligations, bridged volume, efficiency in basis points), newest first, with
@@ -77,6 +81,14 @@ async def list_withdrawals(request: web.Request) -> web.Response:
                   "withdrawals": [await _view(request, w) for w in svc.sequencer.withdrawals(account)]})
 
 
+async def list_settlement_chains(request: web.Request) -> web.Response:
+    chains = _service(request).sequencer.withdrawal_chains()
+    if LEDGER in request.app:
+        names = {c.chain_id: c.name for c in request.app[LEDGER].settings.chains}
+        chains = [{"name": names.get(c["chain_id"]), **c} for c in chains]
+    return _json({"chains": chains})
+
+
 async def list_batches(request: web.Request) -> web.Response:
     svc = _service(request)
     seq = svc.sequencer
@@ -101,6 +113,7 @@ def add_withdrawal_routes(app: web.Application, ledger: Ledger | None = None, ba
     if batcher is not None:
         app[BATCHER] = batcher
     app.router.add_get("/v1/batches", list_batches)
+    app.router.add_get("/v1/settlement-chains", list_settlement_chains)
     app.router.add_post("/v1/withdrawals", post_withdrawal)
     app.router.add_get("/v1/withdrawals", list_withdrawals)
     app.router.add_get("/v1/withdrawals/{withdrawal_id}", get_withdrawal)

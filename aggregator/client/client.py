@@ -42,7 +42,17 @@ from aggregator.client.errors import (
     RequestTimeout,
     error_for,
 )
-from aggregator.client.units import QUOTE, QUOTE_DECIMALS, Human, Market, NonceGenerator, from_units, market_from_info
+from aggregator.client.units import (
+    QUOTE,
+    QUOTE_DECIMALS,
+    Human,
+    Market,
+    NonceGenerator,
+    from_units,
+    iso8601,
+    market_from_info,
+    to_units,
+)
 
 __all__ = ["OmniclearClient", "KeyLike", "MAX_BATCH"]
 
@@ -444,6 +454,79 @@ class OmniclearClient:
                 "liquidationPrice": None, "marginMode": "cross", "hedged": False, "percentage": None,
             })
         return out
+
+    # -------------------------------------------------------------- withdrawals
+
+    async def _withdrawal_chains(self) -> list[dict[str, Any]]:
+        return (await self._fetch("GET", "/v1/settlement-chains"))["chains"]
+
+    async def fetch_currencies(self, params: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+        """Return the collateral currency with one ccxt network per settlement chain (by name, else id)."""
+        networks = {}
+        for c in await self._withdrawal_chains():
+            name = c.get("name") or str(c["chain_id"])
+            networks[name] = {"id": str(c["chain_id"]), "network": name, "active": True, "deposit": True,
+                              "withdraw": not c["withdrawals_halted"], "fee": Decimal(0),
+                              "precision": from_units(1, QUOTE_DECIMALS), "info": c}
+        return {QUOTE: {"id": QUOTE, "code": QUOTE, "name": "USD Coin", "active": True, "deposit": True,
+                        "withdraw": any(n["withdraw"] for n in networks.values()), "fee": Decimal(0),
+                        "precision": from_units(1, QUOTE_DECIMALS), "networks": networks, "info": None}}
+
+    async def withdraw(self, code: str, amount: Human, address: str, tag: str | None = None,
+                       params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Withdraw ``amount`` USDC to ``address`` on the chain ``params['network']`` (name or chain id).
+
+        Signed by the account key (a session key never withdraws). The amount is exact:
+        more than 6 decimals is refused, never rounded; the signed ``amount`` is in the
+        destination token's native units. Return the ccxt transaction (status ``pending``
+        until the batch that pays it is applied: poll ``fetch_withdrawal``).
+        """
+        if code != QUOTE:
+            raise BadRequest(f"only {QUOTE} can be withdrawn, not {code!r}")
+        network = (params or {}).get("network")
+        if network is None:
+            raise BadRequest("withdraw needs params={'network': <chain name or id>}")
+        chains = await self._withdrawal_chains()
+        chain = next((c for c in chains if str(network) in (str(c["chain_id"]), c.get("name"))), None)
+        if chain is None:
+            known = ", ".join(c.get("name") or str(c["chain_id"]) for c in chains)
+            raise BadRequest(f"unknown network {network!r}: the venue settles on {known}")
+        token = (params or {}).get("token") or chain.get("token")
+        if token is None:
+            raise BadRequest(f"the venue publishes no token for chain {chain['chain_id']}: pass params['token']")
+        units = to_units(amount, QUOTE_DECIMALS, what="amount")
+        native = units * 10 ** (int(chain["token_decimals"]) - QUOTE_DECIMALS)
+        msg = eip712.Withdrawal(self.address, eip712.to_checksum_address(token), native, int(chain["chain_id"]),
+                                eip712.to_checksum_address(address), self.nonce(), self.expiry(params))
+        ack = await self._signed("/v1/withdrawals", "withdrawal", msg, self._account_key())
+        return self._transaction(ack["result"], chains)
+
+    async def fetch_withdrawal(self, id: str, code: str | None = None,
+                               params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Return one withdrawal as a ccxt transaction (``txid`` once paid, ``comment`` the reason if failed)."""
+        js = await self._fetch("GET", f"/v1/withdrawals/{id}")
+        return self._transaction(js, await self._withdrawal_chains())
+
+    async def fetch_withdrawals(self, code: str | None = None, since: int | None = None, limit: int | None = None,
+                                params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Return the account's withdrawals, oldest first."""
+        js = await self._fetch("GET", "/v1/withdrawals", params={"account": self.address})
+        chains = await self._withdrawal_chains()
+        out = [self._transaction(w, chains) for w in js["withdrawals"]]
+        out = [t for t in out if since is None or t["timestamp"] >= since]
+        return out[-limit:] if limit else out
+
+    @staticmethod
+    def _transaction(w: Mapping[str, Any], chains: list[dict[str, Any]]) -> dict[str, Any]:
+        names = {c["chain_id"]: c.get("name") or str(c["chain_id"]) for c in chains}
+        status = {"reserved": "pending", "batched": "pending", "paid": "ok", "failed": "failed"}.get(w["status"],
+                                                                                                  w["status"])
+        return {"info": dict(w), "id": w["withdrawal_id"], "txid": w.get("tx_hash"), "type": "withdrawal",
+                "timestamp": w["ts_ms"], "datetime": iso8601(w["ts_ms"]), "network": names.get(w["chain_id"]),
+                "address": w["recipient"], "addressFrom": w["account"], "addressTo": w["recipient"],
+                "tag": None, "tagFrom": None, "tagTo": None, "currency": QUOTE,
+                "amount": from_units(int(w["amount"]), QUOTE_DECIMALS), "status": status, "updated": None,
+                "comment": w.get("reason"), "internal": False, "fee": {"currency": QUOTE, "cost": Decimal(0)}}
 
     # ------------------------------------------------------------- session keys
 

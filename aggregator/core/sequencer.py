@@ -1828,8 +1828,18 @@ class Sequencer:
         """Return the chains every batch covers (the hub's registered domains), ascending."""
         return self._chain_ids()
 
+    def withdrawal_chains(self) -> list[dict]:
+        """Return the chains a ``Withdrawal`` may name: id, settlement token (None: not checked), decimals, halt."""
+        out = []
+        for c in self._chain_ids():
+            spec = self._chain_spec(c)
+            assert spec is not None
+            out.append({"chain_id": c, "token": spec.token, "token_decimals": spec.decimals,
+                        "withdrawals_halted": c in self._halted, "halt_reason": self._halted.get(c)})
+        return out
+
     def withdrawal(self, withdrawal_id: bytes | str) -> dict | None:
-        """Return one withdrawal (status ``reserved``/``batched``/``paid``), or None."""
+        """Return one withdrawal (status ``reserved``/``batched``/``paid``/``failed``), or None."""
         if isinstance(withdrawal_id, str):
             try:
                 withdrawal_id = bytes.fromhex(withdrawal_id.removeprefix("0x"))
