@@ -6,9 +6,10 @@ Flow of a signed request (REST or WebSocket, see ``aggregator.api.trading``)
        (``invalid_request`` on any shape, type or range problem, including integers that
        do not fit the journal's 64 bits); the EIP-712 message is built (field rules of
        ``aggregator.eip712``); the signature is normalised and the signer recovered
-       (``bad_signature``). Recovery runs coincurve in a thread pool: it releases the
-       GIL, so on two cores the recoveries overlap the event loop's work. Requests that
-       arrive together are verified in chunks (one pool call per chunk).
+       (``bad_signature``). Recovery runs in worker processes (``ProcessVerifier``, the
+       standalone default) or threads (``Verifier``, the library default): requests that
+       arrive together are verified in chunks, one future per request (a batch is one
+       request), so the loop thread only hands chunks over and reads signers back.
     2. *Sequencing* (synchronous, on the event loop thread, so it is the single writer):
        ``seq = last + 1`` and ``ts_ms = max(last ts, clock())`` (the clock is injected;
        time never goes backwards), ``Sequencer.apply(cmd)`` (the only mutator, pure and
@@ -54,16 +55,29 @@ Performance notes (``bench/bench_order_entry.py``; CPU per order measured single
       errors). parse_batch 38-41 -> 7 us per order (identical messages, A/B in one process);
       service CPU REST batch 212 -> 192, WS batch 234 -> 208, WS singles 304 -> 220 us/order
       (load 5.7-7.6 from others: orders/s not comparable, recoveries/s fell to 5k).
+    - GC: the former gen0 threshold of 50,000 made each young collection a 16-60 ms
+      pause (several per throughput run, measured with gc callbacks in the service): the
+      ack p99. ``tune_gc``: young-only collections every 2,000 allocations (~0.2 ms).
+    - ``ProcessVerifier``: with recovery on threads, in-process batch path (no HTTP)
+      4-5k orders/s at the same loop-thread CPU (55-65 us/order) as ~10k with recovery
+      stubbed out: the workers' GIL-held glue and hand-offs, not the loop's CPU, were the
+      limit. Worker processes, back to back (load ~3.2 from others): REST batch 6,265 ->
+      9,875, WS batch 5,129 -> 9,448, WS singles 6,083 -> 7,266 orders/s; service CPU per
+      order (workers included) unchanged, 135-145 us.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import enum
 import logging
 import math
+import operator
+import os
 import queue
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -470,12 +484,40 @@ def _verify_chunk(domain: eip712.Domain, items: list[tuple[Any, bytes]]) -> list
     return out
 
 
+class _Round:
+    """The requests of one dispatch: their items are verified in chunks; resolved when all are back."""
+
+    __slots__ = ("reqs", "results", "left")
+
+    def __init__(self, reqs: list[tuple[list[tuple[Any, bytes]], asyncio.Future, bool]], n: int, chunks: int) -> None:
+        self.reqs = reqs
+        self.results: list[Any] = [None] * n
+        self.left = chunks
+
+    def done(self, start: int, count: int, results: Any) -> None:
+        """Store one chunk's results (a list, or an exception for all of it); resolve when complete."""
+        if isinstance(results, BaseException) or len(results) != count:
+            err = results if isinstance(results, BaseException) else RuntimeError("verifier returned a short chunk")
+            results = [err] * count
+        self.results[start:start + count] = results
+        self.left -= 1
+        if self.left:
+            return
+        res, off = self.results, 0
+        for items, fut, single in self.reqs:
+            n = len(items)
+            if not fut.done():
+                fut.set_result(res[off] if single else res[off:off + n])
+            off += n
+
+
 class Verifier:
     """Recover signers on worker threads, coalescing requests that arrive together into chunks.
 
-    The workers are plain threads fed by a ``SimpleQueue``; a finished chunk comes back to
-    the loop with one ``call_soon_threadsafe`` (``run_in_executor`` costs the loop thread a
-    concurrent future, an asyncio wrapper and two callback hops per chunk).
+    ``verify`` (one message) and ``verify_batch`` (a list: one future for all of it) queue
+    the request; once per loop iteration everything queued is cut into at most
+    ``threads`` chunks. The workers are plain threads fed by a ``SimpleQueue``; a finished
+    chunk comes back to the loop with one ``call_soon_threadsafe``.
     """
 
     def __init__(self, domain: eip712.Domain, threads: int = 2, min_chunk: int = 4) -> None:
@@ -488,8 +530,14 @@ class Verifier:
                          for i in range(self.threads)]
         for t in self._workers:
             t.start()
-        self._pending: list[tuple[Any, bytes, asyncio.Future]] = []
+        self._pending: list[tuple[list[tuple[Any, bytes]], asyncio.Future, bool]] = []
+        self._n_pending = 0
         self._scheduled = False
+
+    @property
+    def lanes(self) -> int:
+        """How many chunks one dispatch is cut into at most."""
+        return self.threads
 
     def _work(self) -> None:
         jobs, domain = self._jobs, self.domain
@@ -497,51 +545,61 @@ class Verifier:
             job = jobs.get()
             if job is None:
                 return
-            loop, chunk = job
+            loop, items, rnd, start = job
             try:
-                results: Any = _verify_chunk(domain, [(m, s) for m, s, _ in chunk])
+                results: Any = _verify_chunk(domain, items)
             except BaseException as e:  # noqa: BLE001 - handed to every request of the chunk
                 results = e
             try:
-                loop.call_soon_threadsafe(self._resolve_chunk, results, chunk)
+                loop.call_soon_threadsafe(rnd.done, start, len(items), results)
             except RuntimeError:  # the loop is closed: nobody is waiting any more
                 pass
 
-    def verify(self, msg: Any, sig: bytes) -> asyncio.Future:
-        """Return a future of the recovered checksum signer (or a ``RequestError`` result)."""
+    def _queue(self, items: list[tuple[Any, bytes]], single: bool) -> asyncio.Future:
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
-        self._pending.append((msg, sig, fut))
+        if not items:
+            fut.set_result([])
+            return fut
+        self._pending.append((items, fut, single))
+        self._n_pending += len(items)
         if not self._scheduled:
             self._scheduled = True
             loop.call_soon(self._dispatch)
         return fut
 
+    def verify(self, msg: Any, sig: bytes) -> asyncio.Future:
+        """Return a future of the recovered checksum signer (or a ``RequestError`` result)."""
+        return self._queue([(msg, sig)], True)
+
+    def verify_batch(self, items: list[tuple[Any, bytes]]) -> asyncio.Future:
+        """Return one future of the list of results of ``items`` (each as ``verify`` gives it)."""
+        return self._queue(items, False)
+
     def verify_many(self, items: list[tuple[Any, bytes]]) -> list[asyncio.Future]:
         return [self.verify(m, s) for m, s in items]
 
     def _dispatch(self) -> None:
-        items, self._pending, self._scheduled = self._pending, [], False
-        if not items:
+        reqs, n = self._pending, self._n_pending
+        self._pending, self._n_pending, self._scheduled = [], 0, False
+        if not reqs:
             return
-        loop = asyncio.get_running_loop()
         if self._closed:
-            for _, _, fut in items:
+            for _, fut, _ in reqs:
                 fut.cancel()
             return
-        n = len(items)
-        k = max(1, min(self.threads, n // self.min_chunk))
+        flat = reqs[0][0] if len(reqs) == 1 else [it for items, _, _ in reqs for it in items]
+        k = max(1, min(self.lanes, n // self.min_chunk))
         size = math.ceil(n / k)
+        k = math.ceil(n / size)
+        rnd = _Round(reqs, n, k)
+        loop = asyncio.get_running_loop()
         for i in range(0, n, size):
-            self._jobs.put((loop, items[i:i + size]))
+            self._submit(loop, flat[i:i + size], rnd, i)
 
-    @staticmethod
-    def _resolve_chunk(results: Any, chunk: list) -> None:
-        if isinstance(results, BaseException):
-            results = [results] * len(chunk)
-        for (_, _, fut), r in zip(chunk, results):
-            if not fut.done():
-                fut.set_result(r)
+    def _submit(self, loop: asyncio.AbstractEventLoop, items: list[tuple[Any, bytes]], rnd: _Round,
+                start: int) -> None:
+        self._jobs.put((loop, items, rnd, start))
 
     def close(self) -> None:
         """Stop the workers; requests not yet verified are cancelled."""
@@ -552,10 +610,253 @@ class Verifier:
             except queue.Empty:
                 break
             if job is not None:
-                for _, _, fut in job[1]:
+                for _, fut, _ in job[2].reqs:
                     fut.cancel()
         for _ in self._workers:
             self._jobs.put(None)
+
+
+# Verification in worker processes. Threads share the GIL with the event loop: every
+# order's digest and recovery glue (~15-20 us of Python, a dozen GIL hand-offs around
+# the native keccak and secp256k1 calls) competes with sequencing for one lock, and with
+# the loop busy the workers wait for it (in-process batch path: ~4-5k orders/s with
+# recovery on 2 threads vs ~10k with recovery stubbed out, same loop-thread CPU). A
+# worker process has its own interpreter: the loop thread only encodes each message's
+# fields (msgpack, one write per chunk on a socketpair, non-blocking through asyncio) and
+# decodes the signers. The worker rebuilds the same eip712 message from the same field
+# values and runs ``_verify_chunk``, so results and error messages are the threads'.
+# A worker that dies hands its chunks (and later ones, if none is left) to threads.
+
+_PROC_TYPES: tuple[type, ...] = tuple(eip712.MESSAGE_TYPES.values())
+_PROC_INDEX = {cls: i for i, cls in enumerate(_PROC_TYPES)}
+_PROC_FIELDS = {cls: operator.attrgetter(*(a for _, a, _ in cls.FIELDS)) for cls in _PROC_TYPES}
+_FRAME = struct.Struct("!i")  # multiprocessing.Connection's framing (messages < 2 GiB)
+_PROC_MAX_INFLIGHT = 8  # chunks in flight per worker; the rest wait in the parent
+
+
+def _slot_builder(cls: type) -> Callable[[Any], Any]:
+    """Return ``values -> cls instance`` filling the slots directly (the values were validated)."""
+    setters = [cls.__dict__[a].__set__ for _, a, _ in cls.FIELDS]
+    new = object.__new__
+
+    def build(values: Any) -> Any:
+        m = new(cls)
+        for s, v in zip(setters, values):
+            s(m, v)
+        return m
+
+    return build
+
+
+def _verify_process_entry() -> None:
+    """``python -c`` entry of a worker: ``argv`` = socket fd, chain id, verifying contract."""
+    from multiprocessing.connection import Connection
+
+    import sys
+
+    _verify_process_main(Connection(int(sys.argv[1])), int(sys.argv[2]), sys.argv[3])
+
+
+def _verify_process_main(conn: Any, chain_id: int, verifying_contract: str) -> None:
+    """Worker process: verify chunks until the parent closes the connection (or dies)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop: EOF
+    import gc
+
+    gc.freeze()
+    domain = eip712.Domain(chain_id, verifying_contract)
+    builders = [_slot_builder(cls) for cls in _PROC_TYPES]
+    dec, enc = msgspec.msgpack.Decoder(), msgspec.msgpack.Encoder()
+    conn.send_bytes(enc.encode(["ready", os.getpid()]))
+    while True:
+        try:
+            data = conn.recv_bytes()
+        except (EOFError, OSError):
+            return
+        job, items = dec.decode(data)
+        try:
+            res: Any = [r if type(r) is str else [r.code, r.message]
+                        for r in _verify_chunk(domain, [(builders[t](v), s) for t, v, s in items])]
+        except Exception as e:  # noqa: BLE001 - reported for every request of the chunk
+            res = f"verifier process failed: {e!r}"
+        try:
+            conn.send_bytes(enc.encode([job, res]))
+        except OSError:
+            return
+
+
+class _WorkerLink(asyncio.Protocol):
+    """The parent's end of one worker process: framed msgpack over a socketpair."""
+
+    def __init__(self, owner: ProcessVerifier, index: int) -> None:
+        self.owner, self.index = owner, index
+        self.transport: asyncio.Transport | None = None
+        self.buf = bytearray()
+        self.inflight: dict[int, tuple[_Round, int, list[tuple[Any, bytes]]]] = {}
+        self.backlog: collections.deque[int] = collections.deque()  # job ids not yet written
+        self.backlog_data: dict[int, bytes] = {}
+        self.ready: asyncio.Future = asyncio.get_running_loop().create_future()
+        self.alive = True
+        self.process: Any = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        buf = self.buf
+        buf += data
+        pos, end = 0, len(buf)
+        while end - pos >= 4:
+            (n,) = _FRAME.unpack_from(buf, pos)
+            if end - pos - 4 < n:
+                break
+            self.owner._on_frame(self, bytes(buf[pos + 4:pos + 4 + n]))
+            pos += 4 + n
+        if pos:
+            del buf[:pos]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.owner._on_lost(self, exc)
+
+
+class ProcessVerifier(Verifier):
+    """``Verifier`` whose chunks run in ``processes`` worker processes (threads as fallback).
+
+    Create it inside the running loop, then ``await start()`` (workers import and report
+    ready); ``aclose()`` stops them. A worker exits by itself when its connection closes,
+    also when this process is killed.
+    """
+
+    def __init__(self, domain: eip712.Domain, processes: int = 2, min_chunk: int = 4) -> None:
+        super().__init__(domain, threads=1, min_chunk=min_chunk)
+        self.processes = max(1, processes)
+        self._links: list[_WorkerLink] = []
+        self._enc = msgspec.msgpack.Encoder()
+        self._dec = msgspec.msgpack.Decoder()
+        self._next_job = 0
+
+    @property
+    def lanes(self) -> int:
+        live = sum(1 for w in self._links if w.alive)
+        return live or self.threads
+
+    async def start(self, timeout: float = 60.0) -> None:
+        import socket
+        import subprocess
+        import sys
+        from pathlib import Path
+
+        loop = asyncio.get_running_loop()
+        root = str(Path(__file__).resolve().parent.parent)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
+        for i in range(self.processes):
+            mine, theirs = socket.socketpair()
+            try:
+                p = subprocess.Popen(
+                    [sys.executable, "-c", "from aggregator.sequencer_service import _verify_process_entry as m; m()",
+                     str(theirs.fileno()), str(self.domain.chain_id), self.domain.verifying_contract],
+                    pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env=env)
+            finally:
+                theirs.close()
+            link = _WorkerLink(self, i)
+            link.process = p
+            await loop.create_unix_connection(lambda link=link: link, sock=mine)
+            self._links.append(link)
+        try:
+            await asyncio.wait_for(asyncio.gather(*(w.ready for w in self._links)), timeout)
+        except BaseException:
+            await self.aclose()
+            raise
+
+    def _submit(self, loop: asyncio.AbstractEventLoop, items: list[tuple[Any, bytes]], rnd: _Round,
+                start: int) -> None:
+        live = [w for w in self._links if w.alive]
+        if not live:
+            return super()._submit(loop, items, rnd, start)
+        try:
+            idx, fields = _PROC_INDEX, _PROC_FIELDS
+            payload = [(idx[type(m)], fields[type(m)](m), s) for m, s in items]
+        except KeyError:  # not an eip712 message type: threads
+            return super()._submit(loop, items, rnd, start)
+        w = min(live, key=lambda w: len(w.inflight) + len(w.backlog))
+        self._next_job += 1
+        job = self._next_job
+        try:
+            data = self._enc.encode([job, payload])
+        except (OverflowError, msgspec.EncodeError, TypeError):  # e.g. an int beyond 64 bits: threads
+            return super()._submit(loop, items, rnd, start)
+        w.inflight[job] = (rnd, start, items)
+        if len(w.inflight) > _PROC_MAX_INFLIGHT:
+            w.backlog.append(job)
+            w.backlog_data[job] = data
+        else:
+            w.transport.write(_FRAME.pack(len(data)) + data)
+
+    def _on_frame(self, w: _WorkerLink, frame: bytes) -> None:
+        job, res = self._dec.decode(frame)
+        if job == "ready":
+            if not w.ready.done():
+                w.ready.set_result(res)
+            return
+        entry = w.inflight.pop(job, None)
+        if entry is None:
+            return
+        rnd, start, items = entry
+        if type(res) is str:
+            out: Any = RuntimeError(res)
+        else:
+            out = [r if type(r) is str else RequestError(r[0], r[1]) for r in res]
+        if w.backlog:
+            nxt = w.backlog.popleft()
+            data = w.backlog_data.pop(nxt)
+            w.transport.write(_FRAME.pack(len(data)) + data)
+        rnd.done(start, len(items), out)
+
+    def _on_lost(self, w: _WorkerLink, exc: Exception | None) -> None:
+        w.alive = False
+        if not w.ready.done():
+            w.ready.set_exception(RuntimeError(f"verifier process {w.index} exited before it was ready"))
+        if self._closed:
+            return
+        log.error("verifier process %d is gone (%r); its %d chunks go to the other workers", w.index, exc,
+                  len(w.inflight))
+        pending, w.inflight = w.inflight, {}
+        w.backlog.clear()
+        w.backlog_data.clear()
+        loop = asyncio.get_running_loop()
+        for rnd, start, items in pending.values():
+            self._submit(loop, items, rnd, start)
+
+    def close(self) -> None:
+        super().close()
+        for w in self._links:
+            w.alive = False
+            if w.transport is not None:
+                w.transport.close()
+            for rnd, _, _ in w.inflight.values():
+                for _, fut, _ in rnd.reqs:
+                    fut.cancel()
+            w.inflight.clear()
+
+    async def aclose(self) -> None:
+        """Close the connections and wait (bounded) for the worker processes to exit."""
+        self.close()
+
+        def join() -> None:
+            import subprocess
+
+            for w in self._links:
+                p = w.process
+                if p is None:
+                    continue
+                try:
+                    p.wait(5)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait(5)
+
+        await asyncio.to_thread(join)
 
 
 # ---------------------------------------------------------------------- book mirror
@@ -752,13 +1053,15 @@ class SequencerService:
 
     def __init__(self, sequencer_factory: Callable[[], Any], domain: eip712.Domain, journal_dir: str,
                  *, clock_ms: Callable[[], int] = wall_clock_ms, tick_interval_s: float | None = 1.0,
-                 verify_threads: int = 2, segment_bytes: int = 64 << 20, fsync: bool = True) -> None:
+                 verify_threads: int = 2, segment_bytes: int = 64 << 20, fsync: bool = True,
+                 verify_processes: int = 0) -> None:
         self.sequencer_factory = sequencer_factory
         self.domain = domain
         self.journal_dir = journal_dir
         self.clock_ms = clock_ms
         self.tick_interval_s = tick_interval_s
         self.verify_threads = verify_threads
+        self.verify_processes = verify_processes
         self.segment_bytes = segment_bytes
         self.fsync = fsync
         self.sequencer: Any = None
@@ -796,7 +1099,12 @@ class SequencerService:
             n += 1
         self.replayed = n
         self._last_ts = self.journal.last_ts_ms
-        self.verifier = Verifier(self.domain, self.verify_threads)
+        if self.verify_processes:
+            verifier = ProcessVerifier(self.domain, self.verify_processes)
+            await verifier.start()
+            self.verifier = verifier
+        else:
+            self.verifier = Verifier(self.domain, self.verify_threads)
         self._fatal = None
         self._running = True
         if self.tick_interval_s:
@@ -814,7 +1122,9 @@ class SequencerService:
             self._tick_task = None
         if self.journal is not None:
             await self.journal.close()
-        if self.verifier is not None:
+        if isinstance(self.verifier, ProcessVerifier):
+            await self.verifier.aclose()
+        elif self.verifier is not None:
             self.verifier.close()
 
     async def _tick_loop(self) -> None:
@@ -881,8 +1191,9 @@ class SequencerService:
     async def submit_many(self, kind_name: str, items: list[tuple[Any, bytes] | RequestError]) -> list[Any]:
         """Verify all (in parallel), sequence the valid ones in order; return outcomes or errors."""
         self._check()
-        futs = [None if isinstance(it, RequestError) else self.verifier.verify(*it) for it in items]
-        signers = [await f if f is not None else None for f in futs]
+        ok = [it for it in items if not isinstance(it, RequestError)]
+        verified = iter(await self.verifier.verify_batch(ok))
+        signers = [None if isinstance(it, RequestError) else next(verified) for it in items]
         cls = KINDS[kind_name].command
         results: list[Any] = []
         last = None
@@ -1061,7 +1372,10 @@ def main(argv: list[str] | None = None) -> None:
                     help="EIP-712 domain verifyingContract (the SettlementHub)")
     ap.add_argument("--instruments", default=None, help="instruments TOML (default: the packaged one)")
     ap.add_argument("--tick-interval", type=float, default=1.0, help="seconds between Tick commands (0: none)")
-    ap.add_argument("--verify-threads", type=int, default=os.cpu_count() or 2)
+    ap.add_argument("--verify-processes", type=int, default=os.cpu_count() or 2,
+                    help="signature verification worker processes (0: threads of this process)")
+    ap.add_argument("--verify-threads", type=int, default=os.cpu_count() or 2,
+                    help="verification threads when --verify-processes is 0")
     ap.add_argument("--rate", type=float, default=200.0, help="per-account requests/s (0: no limit)")
     ap.add_argument("--burst", type=float, default=400.0)
     ap.add_argument("--ip-rate", type=float, default=2_000.0,
@@ -1075,7 +1389,7 @@ def main(argv: list[str] | None = None) -> None:
     cfg = default_sequencer_config(a.chain_id, a.instruments)
     service = SequencerService(default_sequencer_factory(cfg), domain, a.journal,
                                tick_interval_s=a.tick_interval or None, verify_threads=a.verify_threads,
-                               fsync=not a.no_fsync)
+                               fsync=not a.no_fsync, verify_processes=max(0, a.verify_processes))
 
     async def run() -> None:
         app = web.Application(middlewares=[error_middleware], client_max_size=1 << 20)

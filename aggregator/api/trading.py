@@ -203,28 +203,31 @@ async def process_signed(service: SequencerService, limits: Limits, kind: str, m
 
 async def process_batch(service: SequencerService, limits: Limits,
                         items: list[tuple[Any, bytes] | RequestError]) -> list[dict[str, Any]]:
-    """Verify all orders of a batch in parallel, sequence the valid ones in order, await once."""
-    futs = [None if isinstance(it, RequestError) else service.verifier.verify(*it) for it in items]
+    """Verify all orders of a batch in parallel (one future), sequence the valid ones in order, await once."""
+    ok = [it for it in items if not isinstance(it, RequestError)]
+    verified = iter(await service.verifier.verify_batch(ok)) if ok else iter(())
     results: list[dict[str, Any] | None] = [None] * len(items)
     last = None
     cmd = _COMMAND["order"]
+    sequence, account_wait = service.sequence, limits.account_wait
     try:
-        for i, (it, f) in enumerate(zip(items, futs)):
+        for i, it in enumerate(items):
             if isinstance(it, RequestError):
                 results[i] = error_body(it.code, it.message)
                 continue
-            signer = await f
+            signer = next(verified)
             if isinstance(signer, Exception):
                 e = signer if isinstance(signer, RequestError) else RequestError("bad_signature", str(signer))
                 results[i] = error_body(e.code, e.message)
                 continue
-            wait = limits.account_wait(it[0].account)
+            msg = it[0]
+            wait = account_wait(msg.account)
             if wait:
-                results[i] = error_body("rate_limited", f"account {it[0].account} is over its rate; "
+                results[i] = error_body("rate_limited", f"account {msg.account} is over its rate; "
                                                         f"retry in {wait:.3f}s")
                 continue
-            outcome, last = service.sequence(cmd, signer, it[0], it[1])
-            results[i] = outcome_response(outcome)[1] if not outcome.accepted else outcome_json(outcome)
+            outcome, last = sequence(cmd, signer, msg, it[1])
+            results[i] = outcome_json(outcome) if outcome.accepted else outcome_response(outcome)[1]
         if last is not None:
             await last
     except ServiceUnavailable as e:
