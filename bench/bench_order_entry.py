@@ -183,7 +183,8 @@ def seed_journal(directory: Path, accounts: list[str]) -> None:
 class Service:
     """The standalone service in a subprocess."""
 
-    def __init__(self, journal: Path, fsync: bool, verify_threads: int | None) -> None:
+    def __init__(self, journal: Path, fsync: bool, verify_threads: int | None,
+                 verify_processes: int | None = None) -> None:
         self.port = free_port()
         cmd = [sys.executable, "-m", "aggregator.sequencer_service", "--journal", str(journal),
                "--port", str(self.port), "--rate", "0", "--ip-rate", "0"]
@@ -191,6 +192,8 @@ class Service:
             cmd.append("--no-fsync")
         if verify_threads:
             cmd += ["--verify-threads", str(verify_threads)]
+        if verify_processes is not None:
+            cmd += ["--verify-processes", str(verify_processes)]
         self.log = open(journal.parent / "service.log", "w+b")
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=self.log)
         line = self.proc.stdout.readline().decode()
@@ -204,9 +207,20 @@ class Service:
         self.banner = line.strip()
 
     def cpu_s(self) -> float:
-        with open(f"/proc/{self.proc.pid}/stat") as f:
-            parts = f.read().rsplit(")", 1)[1].split()
-        return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
+        """CPU seconds of the service and of its child processes (signature verification workers)."""
+        total = 0
+        me = str(self.proc.pid)
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    parts = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if pid == me or parts[1] == me:  # parts[1]: the parent pid
+                total += int(parts[11]) + int(parts[12])
+        return total / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -496,6 +510,8 @@ def main() -> None:
     ap.add_argument("--latency-rate", type=float, default=1_000.0)
     ap.add_argument("--latency-seconds", type=float, default=3.0)
     ap.add_argument("--verify-threads", type=int, default=None, help="service --verify-threads (default: cores)")
+    ap.add_argument("--verify-processes", type=int, default=None,
+                    help="service --verify-processes (default: cores; 0: verification on threads)")
     ap.add_argument("--no-fsync", action="store_true", help="journal without fsync (comparison only)")
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--keep", action="store_true", help="keep the temp directory (journal, service log)")
@@ -549,7 +565,7 @@ def main() -> None:
         rn = max(recoveries(pairs, cores) for _ in range(2))
         print(f"recoveries/s (coincurve, eip712.recover_raw): 1 thread {r1:,.0f}  {cores} threads {rn:,.0f}  "
               f"({load()})")
-        svc = Service(jdir, not a.no_fsync, a.verify_threads)
+        svc = Service(jdir, not a.no_fsync, a.verify_threads, a.verify_processes)
         print(f"service: {svc.banner}")
         best: dict[str, tuple] = {}
         spy = None
