@@ -272,9 +272,16 @@ class RelayStore:
 
     # ------------------------------------------------------------------ leases
 
-    def claim_next(self, owner: str, destination: int, lease_s: float, limit: int = 16) -> list[RelayMessage]:
+    def claim_next(self, owner: str, destination: int, lease_s: float, limit: int = 16,
+                   pipeline: int = 0) -> list[RelayMessage]:
         """Claim, for ``destination``, the head (lowest undelivered nonce) of each path that is
-        free and due (up to ``limit`` paths); each claim is a compare-and-set on the lease."""
+        free and due (up to ``limit`` paths); each claim is a compare-and-set on the lease.
+
+        ``pipeline`` > 0: where ``owner`` itself holds the head and has sent its transaction
+        (``submitted``), claim the next message of the path instead, up to ``pipeline``
+        messages past the head, so its delivery can follow in the same block. Nobody else
+        ever works past a head they do not hold; the Mailbox's path nonce keeps the order.
+        """
         now = self.clock()
         with Session(self.engine) as s:
             # The head of each path (lowest undelivered nonce), leased or not: a path whose head
@@ -285,12 +292,23 @@ class RelayStore:
             ).group_by(RelayMessage.origin, RelayMessage.sender)).all()
             ready: list[RelayMessage] = []
             for origin, sender, nonce in heads:
-                r = s.exec(select(RelayMessage).where(
+                rows = s.exec(select(RelayMessage).where(
                     RelayMessage.destination == destination, RelayMessage.origin == origin,
-                    RelayMessage.sender == sender, RelayMessage.nonce == nonce,
-                    RelayMessage.status.in_(CLAIMABLE))).first()  # type: ignore[attr-defined]
-                if r is not None and r.next_attempt_at <= now and (r.lease_until is None or r.lease_until < now):
-                    ready.append(r)
+                    RelayMessage.sender == sender, RelayMessage.nonce >= nonce,
+                    RelayMessage.nonce <= nonce + pipeline,
+                    RelayMessage.status.in_(CLAIMABLE),  # type: ignore[attr-defined]
+                ).order_by(RelayMessage.nonce)).all()  # type: ignore[arg-type]
+                expect = nonce
+                for r in rows:
+                    if r.nonce != expect:
+                        break  # a gap: the next message is not stored yet
+                    leased = r.lease_until is not None and r.lease_until >= now
+                    if leased and r.lease_owner == owner and r.status == SUBMITTED:
+                        expect += 1  # ours and on its way: its successor may follow it
+                        continue
+                    if not leased and r.next_attempt_at <= now:
+                        ready.append(r)
+                    break
             claimed: list[RelayMessage] = []
             for r in ready[:limit]:
                 res = s.exec(update(RelayMessage).where(  # type: ignore[call-overload]

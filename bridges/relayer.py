@@ -3,23 +3,35 @@
 Modelled on Hyperlane's relayer (DESIGN "Relayer daemon"). Per chain an ``EventWatcher``
 reads ``Dispatch`` logs of the chain's Mailbox after the chain's confirmations (reorg
 detection by block hash, persisted cursor, overlap re-scan) into the ``RelayStore``; per
-destination a delivery loop claims the lowest undelivered message of each path and:
+destination a delivery loop claims the lowest undelivered message of each path (or, behind
+a head this relayer has already sent, the path's next message: ``pipeline_depth``) and
+delivers each in its own task (one slow path never holds up another); the Dispatch
+watchers wake the loops as soon as they store a message. Each delivery:
 
-1. pre-checks ``mailbox.delivered(id)`` (delivered → done, no transaction);
-2. checks the path's ``inboundNonce``: a message whose predecessor is not delivered waits;
-3. collects ``threshold`` validator signatures (``bridges.validator``; the validators check
-   the Dispatch on the origin chain themselves);
-4. simulates ``process`` (a revert is classified: ``AlreadyDelivered`` = delivered,
-   ``MessageOutOfOrder`` = wait, ``BridgeInPending`` (the vault waiting for a token-bridge
-   mint) = a fast, uncounted wait, any other recipient revert = capped backoff);
-5. sends ``process`` with the next nonce of its key; if no receipt comes within
+1. pre-checks, in one concurrent round with the validators' signatures (``bridges.validator``;
+   the validators check the Dispatch on the origin chain themselves), ``mailbox.delivered(id)``
+   on the latest block (delivered → done, no transaction) and the path's ``inboundNonce`` on
+   the latest and the pending block: a message whose predecessor is neither delivered nor
+   sent waits;
+2. simulates ``process`` on the *pending* block, so a message sent right behind its path
+   predecessor, or a settlement sent right behind the mint it waits for, lands in the same
+   block (a revert is classified: ``AlreadyDelivered`` = delivered if the latest block says
+   so, else a wait, ``MessageOutOfOrder`` = wait, ``BridgeInPending`` (the vault waiting for
+   a token-bridge mint) = a fast, uncounted wait that the worker keeps, with its lease,
+   retrying as soon as this relayer sends or delivers anything to that chain, any other
+   recipient revert = capped backoff);
+3. sends ``process`` with the next nonce of its key; if no receipt comes within
    ``stuck_after_s`` it re-signs the *same nonce* with fees raised by ``bump_factor``
    (replacement), up to ``max_bumps`` times; "nonce too low" resyncs the nonce manager.
 
 Invariants:
 - Exactly once: the destination Mailbox refuses a delivered id, and every attempt starts
   with the on-chain pre-check, so crashes, retries, lost RPC answers and several relayers
-  at once can cost gas but never deliver twice.
+  at once can cost gas but never deliver twice. Only the latest block can say "delivered"
+  (terminal); the pending block only ever says "wait" or "go".
+- Per-path order: the Mailbox's path nonce; a message sent behind its predecessor carries
+  the next nonce of the same key, so it executes after it, and reverts (an uncounted wait)
+  if the predecessor did not land.
 - A row is acted on only under its lease (compare-and-set claim in the store); a crashed
   relayer's lease expires and another (or the restarted one) picks the message up.
 - Retries are typed (``Reason``): each reason has its own jittered exponential backoff
@@ -142,6 +154,7 @@ class RelayerConfig:
     shutdown_grace_s: float = 15.0
     rpc_timeout_s: float = 10.0
     watcher_poll_s: float = 0.05
+    pipeline_depth: int = 4  # messages of one path sent behind its in-flight head (0: one at a time)
     recipient_wait_s: float = 5.0  # how long a worker keeps a RECIPIENT_WAITING message before handing it back
 
 
@@ -336,7 +349,7 @@ class Relayer:
             wake.clear()
             try:
                 rows = await asyncio.to_thread(self.store.claim_next, self.owner, dest.domain, self.config.lease_s,
-                                               self.config.paths_per_destination)
+                                               self.config.paths_per_destination, self.config.pipeline_depth)
             except Exception:
                 log.exception("claiming messages for %s failed", dest.name)
                 rows = []
@@ -441,21 +454,27 @@ class Relayer:
             raise DeliveryRetry(Reason.INVALID, "stored message does not hash to its id")
         # One round trip for the pre-checks and the validators' signatures together: a
         # signature over a confirmed Dispatch is harmless if the message turns out delivered.
-        done, inbound, sigs = await asyncio.gather(
+        # The path nonce is read on the latest block (what is final enough to judge) and on
+        # the pending one (a predecessor this relayer just sent counts as on its way).
+        done, inbound, inbound_pending, sigs = await asyncio.gather(
             self._delivered(dest, mid), self._inbound_nonce(dest, msg.origin, msg.sender),
+            self._inbound_nonce(dest, msg.origin, msg.sender, "pending"),
             self.signatures.signatures(SignRequest(msg.encode(), row.dispatch_block), self.threshold),
             return_exceptions=True)
-        for r in (done, inbound):
+        for r in (done, inbound, inbound_pending):
             if isinstance(r, BaseException):
                 raise r
         if done:
             return None
-        if msg.nonce > inbound:
-            raise DeliveryRetry(Reason.WAITING_PREDECESSOR, f"path at nonce {inbound}, message is {msg.nonce}")
         if msg.nonce < inbound:
             if await self._delivered(dest, mid):  # delivered by someone else since the pre-check
                 return None
             raise DeliveryRetry(Reason.SUPERSEDED, f"path already past nonce {msg.nonce} (at {inbound})")
+        if msg.nonce > inbound_pending:
+            raise DeliveryRetry(Reason.WAITING_PREDECESSOR, f"path at nonce {inbound_pending} (pending), "
+                                f"message is {msg.nonce}")
+        if msg.nonce < inbound_pending:
+            raise DeliveryRetry(Reason.WAITING_PREDECESSOR, "a delivery of this message is pending")
         if isinstance(sigs, (NotEnoughSignatures, ValidatorRefused)):
             raise DeliveryRetry(Reason.AWAITING_SIGNATURES, str(sigs)) from sigs
         if isinstance(sigs, BaseException):
@@ -476,6 +495,10 @@ class Relayer:
             return HexBytes(receipt["transactionHash"]).to_0x_hex()
         if await self._delivered(dest, mid):
             return None  # another relayer's transaction landed first
+        if msg.nonce > await self._inbound_nonce(dest, msg.origin, msg.sender):
+            # Sent right behind a predecessor that did not land: not this message's fault.
+            raise DeliveryRetry(Reason.WAITING_PREDECESSOR, "sent behind a predecessor that did not land",
+                                chain=dest.name)
         raise DeliveryRetry(Reason.TX_REVERTED, f"process tx {HexBytes(receipt['transactionHash']).to_0x_hex()} "
                             "reverted", chain=dest.name)
 
@@ -484,9 +507,9 @@ class Relayer:
         out = await dest.client.call({"to": dest.mailbox, "data": data})
         return bool(abi_decode(["bool"], out)[0])
 
-    async def _inbound_nonce(self, dest: RelayChain, origin: int, sender: bytes) -> int:
+    async def _inbound_nonce(self, dest: RelayChain, origin: int, sender: bytes, block: str = "latest") -> int:
         data = _mailbox_contract().encode_abi("inboundNonce", args=[origin, sender])
-        out = await dest.client.call({"to": dest.mailbox, "data": data})
+        out = await dest.client.call({"to": dest.mailbox, "data": data}, block)
         return int(abi_decode(["uint32"], out)[0])
 
     async def _estimate(self, dest: RelayChain, tx: dict[str, Any], mid: bytes) -> int | None:
@@ -552,6 +575,8 @@ class Relayer:
                 try:
                     await self._broadcast(client, signed.raw_transaction)
                     self._pulse(row.destination)
+                    if row.destination in self._wake:
+                        self._wake[row.destination].set()  # the path's next message may follow now
                 except NonceTooLow:
                     self.stats.nonce_resyncs += 1
                     await self.nonces.resync(client, acct.address)

@@ -97,3 +97,26 @@ def test_bridge_in_pending_is_a_fast_uncounted_wait_not_a_fault(engine):
         assert got is not None and got.status == FAILED and got.retries == 0
         assert got.next_attempt_at - clock.now <= 0.3
         clock.now = got.next_attempt_at
+
+
+def test_pipelined_claim_follows_only_the_owners_sent_head(engine):
+    store = RelayStore(engine, clock=Clock())
+    store.create_tables()
+    for n in range(4):
+        insert(store, n)
+    (head,) = store.claim_next("a", 2, lease_s=10, pipeline=2)
+    assert head.nonce == 0
+    assert store.claim_next("a", 2, lease_s=10, pipeline=2) == []  # the head is leased but not sent yet
+    assert store.mark_submitted(head.id, "a", "0x" + "11" * 32, 7)
+    assert store.claim_next("b", 2, lease_s=10, pipeline=2) == []  # never past a head someone else holds
+    assert store.claim_next("a", 2, lease_s=10, pipeline=0) == []  # one at a time without pipelining
+    (nxt,) = store.claim_next("a", 2, lease_s=10, pipeline=2)
+    assert nxt.nonce == 1
+    assert store.claim_next("a", 2, lease_s=10, pipeline=2) == []  # nonce 1 is leased, not sent
+    assert store.mark_submitted(nxt.id, "a", "0x" + "22" * 32, 8)
+    (third,) = store.claim_next("a", 2, lease_s=10, pipeline=2)
+    assert third.nonce == 2
+    assert store.mark_submitted(third.id, "a", "0x" + "33" * 32, 9)
+    assert store.claim_next("a", 2, lease_s=10, pipeline=2) == []  # depth 2 past the head: nonce 3 waits
+    store.clock.now += 11  # every lease expires: the head is claimable again, by anyone
+    assert [r.nonce for r in store.claim_next("b", 2, lease_s=10, pipeline=2)] == [0]
