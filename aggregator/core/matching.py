@@ -269,7 +269,7 @@ class OrderBook:
         self._bids: dict[int, _Level] = {}
         self._asks: dict[int, _Level] = {}
         self._orders: dict[int, list] = {}
-        self._by_account: dict[Hashable, dict[int, list]] = {}
+        self._by_account: dict[Hashable, set[int]] = {}  # account -> ids of its resting orders
         self._by_client: dict[tuple[Hashable, int], list] = {}
         self._last_order_id = 0
         self._priority = 0
@@ -331,8 +331,8 @@ class OrderBook:
             self._orders[order_id] = o
             mine = self._by_account.get(account)
             if mine is None:
-                mine = self._by_account[account] = {}
-            mine[order_id] = o
+                mine = self._by_account[account] = set()
+            mine.add(order_id)
             if client_order_id:
                 self._by_client[(account, client_order_id)] = o
             level.queue.append(o)
@@ -398,15 +398,15 @@ class OrderBook:
 
     def cancel(self, order_id: int, account: Hashable | None = None) -> list:
         """Cancel a resting order by id; if ``account`` is given it must own the order."""
-        o = self._orders.get(order_id)
+        o = self._orders.pop(order_id, None)
         if o is None:
             return [_new(CancelRejected, (self.instrument, order_id, 0, account, _R_UNKNOWN_ORDER))]
         owner = o[_ACCT]
         if account is not None and owner != account:
+            self._orders[order_id] = o  # put back (the index's iteration order is never used)
             return [_new(CancelRejected, (self.instrument, order_id, 0, account, _R_NOT_OWNER))]
-        # inlined _unlink
-        del self._orders[order_id]
-        del self._by_account[owner][order_id]
+        # the rest of _unlink, inlined
+        self._by_account[owner].remove(order_id)
         coid = o[_COID]
         if coid:
             del self._by_client[(owner, coid)]
@@ -440,7 +440,7 @@ class OrderBook:
             return []
         events = []
         for oid in sorted(mine):
-            o = mine[oid]
+            o = self._orders[oid]
             remaining = o[_REM]
             self._unlink(o)
             events.append(_new(OrderCancelled, (self.instrument, oid, o[_COID], account, remaining,
@@ -556,8 +556,8 @@ class OrderBook:
 
     def open_orders(self, account: Hashable | None = None) -> list[OrderView]:
         """Return resting orders (of one account, or all), in order-id order."""
-        src = self._orders if account is None else self._by_account.get(account, {})
-        return [self._view(src[oid]) for oid in sorted(src)]
+        ids = self._orders if account is None else self._by_account.get(account, ())
+        return [self._view(self._orders[oid]) for oid in sorted(ids)]
 
     def iter_side(self, side: int) -> Iterator[OrderView]:
         """Yield one side's resting orders in execution priority (best first)."""
@@ -592,7 +592,7 @@ class OrderBook:
                     assert len(o) == 12 and o[_SIDE] == side and o[_LVL] is lvl, "order in the wrong level"
                     assert o[_PRICE] == sign * k and self._orders.get(o[_OID]) is o, "index broken"
                     assert 0 < o[_REM] <= o[_SIZE]
-                    assert self._by_account[o[_ACCT]][o[_OID]] is o
+                    assert o[_OID] in self._by_account[o[_ACCT]]
                     if o[_COID]:
                         assert self._by_client[(o[_ACCT], o[_COID])] is o
                 seen += len(live)
@@ -667,8 +667,8 @@ class OrderBook:
         self._orders[oid] = o
         mine = self._by_account.get(acct)
         if mine is None:
-            mine = self._by_account[acct] = {}
-        mine[oid] = o
+            mine = self._by_account[acct] = set()
+        mine.add(oid)
         if o[_COID]:
             self._by_client[(acct, o[_COID])] = o
         if o[_SIDE] == _BUY:
@@ -688,7 +688,7 @@ class OrderBook:
         """Remove a resting order from the indexes and its level; mark it dead (``cancel`` inlines this)."""
         oid, acct = o[_OID], o[_ACCT]
         del self._orders[oid]
-        del self._by_account[acct][oid]
+        self._by_account[acct].remove(oid)
         if o[_COID]:
             del self._by_client[(acct, o[_COID])]
         level = o[_LVL]
@@ -782,7 +782,7 @@ class OrderBook:
                     live -= 1
                     maker[_REM] = 0
                     del orders[moid]
-                    del by_account[macct][moid]
+                    by_account[macct].remove(moid)
                     if mcoid:
                         del by_client[(macct, mcoid)]
                     append(_new(OrderCancelled, (inst, moid, mcoid, macct, mrem, _R_STP)))
@@ -798,7 +798,7 @@ class OrderBook:
                     qty -= mrem
                     live -= 1
                     del orders[moid]
-                    del by_account[macct][moid]
+                    by_account[macct].remove(moid)
                     if mcoid:
                         del by_client[(macct, mcoid)]
                     append(_new(OrderFilled, (inst, moid, taker_id, macct, account, mcoid, taker_coid, side, price,
