@@ -295,10 +295,13 @@ class OrderBook:
         self._last_order_id = order_id
         if stp is None:
             stp = self.default_stp
-        # One test that every check of _check passes (size < min_size covers size <= 0,
-        # as min_size >= lot_size >= 1); _check names the first failing one.
-        if (self.closed or side not in _SIDES or time_in_force not in _TIFS or stp not in _STPS or price <= 0
-                or price % self.tick_size or size < self.min_size or size % self.lot_size
+        # One test that every check of _check passes, with the same expressions (size <
+        # min_size covers size <= 0, as min_size >= lot_size >= 1; the usual side, time in
+        # force and STP code fails its first comparison); _check names the first failing one.
+        if (self.closed or (side != 1 and side != 2)
+                or (time_in_force != 1 and time_in_force != 2 and time_in_force != 3 and time_in_force != 4)
+                or (stp != 1 and stp != 2 and stp != 3) or price <= 0 or price % self.tick_size
+                or size < self.min_size or size % self.lot_size
                 or (self.max_size is not None and size > self.max_size)
                 or (client_order_id and (account, client_order_id) in self._by_client)):
             return [_new(OrderRejected, (self.instrument, order_id, client_order_id, account,
@@ -609,11 +612,11 @@ class OrderBook:
                stp: int) -> RejectReason | None:
         if self.closed:
             return RejectReason.INSTRUMENT_CLOSED
-        if side not in _SIDES:
+        if side != 1 and side != 2:  # not in _SIDES (written as submit's fast test)
             return RejectReason.INVALID_SIDE
-        if tif not in _TIFS:
+        if tif != 1 and tif != 2 and tif != 3 and tif != 4:  # not in _TIFS
             return RejectReason.INVALID_TIME_IN_FORCE
-        if stp not in _STPS:
+        if stp != 1 and stp != 2 and stp != 3:  # not in _STPS
             return RejectReason.INVALID_STP
         if price <= 0:
             return RejectReason.INVALID_PRICE
