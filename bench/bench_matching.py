@@ -1,6 +1,6 @@
 """Benchmark the matching core: ops/s on a seeded random 200,000-operation workload.
 
-    python bench/bench_matching.py [--ops 200000] [--seed 7] [--repeat 3] [--engine]
+    python bench/bench_matching.py [--ops 200000] [--seed 7] [--repeat 3] [--engine] [--baseline REV|FILE]
 
 The workload is generated before timing (seeded ``random.Random``): a mid price that
 random-walks, limit orders that rest around it (GTC and post-only), crossing orders
@@ -8,14 +8,24 @@ random-walks, limit orders that rest around it (GTC and post-only), crossing ord
 of recent orders by id (some already filled: they count, as rejected cancels), a few
 cancels by client order id and amends, from 200 accounts (so self-trade prevention
 fires). One operation = one request to the book. Single thread, single core; the figure
-is the best of ``--repeat`` runs over fresh books.
+is the best of ``--repeat`` runs over fresh books. The load average is printed before and
+after: on a shared machine other processes' load lowers the figure.
+
+``--baseline`` also times another implementation of the book (a ``matching.py`` file, or
+``aggregator/core/matching.py`` at a git revision) on the same workload in the same
+process, alternating runs with the current one, and prints the ratio of the best times;
+it first says whether both produce the same events.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import hashlib
+import importlib.util
+import os
 import random
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -119,17 +129,39 @@ def _drive_engine(eng: MatchingEngine, ops: list[tuple], sink) -> None:
             sink(amend(inst, op[1], None, (o.price + (op[2] if o.side == SELL else -op[2])) if o else 1, None))
 
 
-def new_book() -> OrderBook:
-    return OrderBook("ETH-PERP", tick_size=1, lot_size=1)
+def new_book(cls: type = OrderBook) -> OrderBook:
+    return cls("ETH-PERP", tick_size=1, lot_size=1)
 
 
-def timed(ops: list[tuple], engine: bool) -> float:
+def load_baseline(spec: str):
+    """Return the OrderBook class of a matching.py file, or of aggregator/core/matching.py at a git revision."""
+    repo = Path(__file__).resolve().parent.parent
+    if os.path.isfile(spec):
+        source, name = Path(spec).read_text(), spec
+    else:
+        source = subprocess.run(["git", "show", f"{spec}:aggregator/core/matching.py"], cwd=repo, check=True,
+                                capture_output=True, text=True).stdout
+        name = f"{spec}:aggregator/core/matching.py"
+    module = importlib.util.module_from_spec(importlib.util.spec_from_loader("baseline_matching", loader=None))
+    exec(compile(source, name, "exec"), module.__dict__)
+    return module.OrderBook, name
+
+
+def digest(ops: list[tuple], cls: type) -> str:
+    h = hashlib.sha256()
+    book = new_book(cls)
+    _drive(book, ops, lambda evs: h.update(repr(evs).encode()))
+    h.update(repr((book.depth(1 << 30), book.open_orders())).encode())
+    return h.hexdigest()
+
+
+def timed(ops: list[tuple], engine: bool, cls: type = OrderBook) -> float:
     """Return the seconds taken; events are handed to a sink and dropped, as the sequencer would."""
     if engine:
         target = MatchingEngine()
         target.add_book(new_book())
     else:
-        target = new_book()
+        target = new_book(cls)
     gc.collect()
     t0 = time.perf_counter()
     _drive(target, ops, len)
@@ -151,23 +183,42 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--engine", action="store_true", help="also time through MatchingEngine routing")
+    ap.add_argument("--baseline", metavar="REV|FILE",
+                    help="also time this implementation (git revision or matching.py file), alternating runs")
     a = ap.parse_args()
+    load = "load average %.2f %.2f %.2f" % os.getloadavg()
     ops = workload(a.ops, a.seed)
     kinds = Counter(op[0] for op in ops)
-    print(f"python {sys.version.split()[0]}  workload: {len(ops)} ops, seed {a.seed}: {dict(kinds)}")
+    print(f"python {sys.version.split()[0]}  {load}  workload: {len(ops)} ops, seed {a.seed}: {dict(kinds)}")
     print(f"events: {dict(sorted(event_counts(ops).items()))}")
-    for engine in ([False, True] if a.engine else [False]):
-        name = "MatchingEngine" if engine else "OrderBook"
-        for label, tune in (("gc default", False), ("gc frozen+tuned", True)):
-            if tune:  # what a long-running sequencer does after start-up
-                gc.freeze()
-                old = gc.get_threshold()
-                gc.set_threshold(100_000, 50, 100)
-            dt = min(timed(ops, engine) for _ in range(a.repeat))
-            if tune:
-                gc.set_threshold(*old)
-                gc.unfreeze()
-            print(f"{name:<15}{label:<17}{len(ops) / dt:>11,.0f} ops/s  ({dt * 1e3:6.1f} ms, {dt / len(ops) * 1e6:.2f} us/op)")
+    base = None
+    if a.baseline:
+        base, base_name = load_baseline(a.baseline)
+        same = digest(ops, base) == digest(ops, OrderBook)
+        print(f"baseline {base_name}: {'same events and final book' if same else 'DIFFERENT events or final book'}")
+    runs = [("OrderBook", False, OrderBook)]
+    if base is not None:
+        runs.append(("baseline", False, base))
+    if a.engine:
+        runs.append(("MatchingEngine", True, OrderBook))
+    n = len(ops)
+    for label, tune in (("gc default", False), ("gc frozen+tuned", True)):
+        if tune:  # what a long-running sequencer does after start-up
+            gc.freeze()
+            old = gc.get_threshold()
+            gc.set_threshold(100_000, 50, 100)
+        best = {name: float("inf") for name, _, _ in runs}
+        for _ in range(a.repeat):  # the implementations take turns, so load changes hit them alike
+            for name, engine, cls in runs:
+                best[name] = min(best[name], timed(ops, engine, cls))
+        if tune:
+            gc.set_threshold(*old)
+            gc.unfreeze()
+        for name, dt in best.items():
+            print(f"{name:<15}{label:<17}{n / dt:>11,.0f} ops/s  ({dt * 1e3:6.1f} ms, {dt / n * 1e6:.2f} us/op)")
+        if base is not None:
+            print(f"{'':<15}{label:<17}OrderBook / baseline: {best['baseline'] / best['OrderBook']:.2f}x ops/s")
+    print("load average %.2f %.2f %.2f" % os.getloadavg())
 
 
 if __name__ == "__main__":
