@@ -114,7 +114,7 @@ class KeepAliveHTTPProvider(AsyncHTTPProvider):
         return self._session
 
     async def _make_request(self, method: Any, request_data: bytes) -> bytes:
-        async with self._client_session().post(self.endpoint_uri, data=request_data,
+        async with self._client_session().post(str(self.endpoint_uri), data=request_data,
                                                headers=self.get_request_headers()) as resp:
             return await resp.read()
 

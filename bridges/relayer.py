@@ -461,9 +461,12 @@ class Relayer:
             self._inbound_nonce(dest, msg.origin, msg.sender, "pending"),
             self.signatures.signatures(SignRequest(msg.encode(), row.dispatch_block), self.threshold),
             return_exceptions=True)
-        for r in (done, inbound, inbound_pending):
-            if isinstance(r, BaseException):
-                raise r
+        if isinstance(done, BaseException):
+            raise done
+        if isinstance(inbound, BaseException):
+            raise inbound
+        if isinstance(inbound_pending, BaseException):
+            raise inbound_pending
         if done:
             return None
         if msg.nonce < inbound:
