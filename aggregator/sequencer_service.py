@@ -487,12 +487,14 @@ def _verify_chunk(domain: eip712.Domain, items: list[tuple[Any, bytes]]) -> list
 class _Round:
     """The requests of one dispatch: their items are verified in chunks; resolved when all are back."""
 
-    __slots__ = ("reqs", "results", "left")
+    __slots__ = ("reqs", "results", "left", "owner")
 
-    def __init__(self, reqs: list[tuple[list[tuple[Any, bytes]], asyncio.Future, bool]], n: int, chunks: int) -> None:
+    def __init__(self, reqs: list[tuple[list[tuple[Any, bytes]], asyncio.Future, bool]], n: int, chunks: int,
+                 owner: Verifier | None = None) -> None:
         self.reqs = reqs
         self.results: list[Any] = [None] * n
         self.left = chunks
+        self.owner = owner
 
     def done(self, start: int, count: int, results: Any) -> None:
         """Store one chunk's results (a list, or an exception for all of it); resolve when complete."""
@@ -501,6 +503,8 @@ class _Round:
             results = [err] * count
         self.results[start:start + count] = results
         self.left -= 1
+        if self.owner is not None:
+            self.owner._busy -= 1
         if self.left:
             return
         res, off = self.results, 0
@@ -518,12 +522,20 @@ class Verifier:
     the request; once per loop iteration everything queued is cut into at most
     ``threads`` chunks. The workers are plain threads fed by a ``SimpleQueue``; a finished
     chunk comes back to the loop with one ``call_soon_threadsafe``.
+
+    A round of at most ``inline_max`` messages while no chunk is out is verified on the
+    loop thread itself (~60 us): a lone order at low rate is not worth a wake-up of
+    another thread or process, which on a busy host can cost milliseconds of scheduling
+    (the loop thread, having used its share, is then the one that waits).
     """
 
-    def __init__(self, domain: eip712.Domain, threads: int = 2, min_chunk: int = 4) -> None:
+    def __init__(self, domain: eip712.Domain, threads: int = 2, min_chunk: int = 4, inline_max: int = 2) -> None:
         self.domain = domain
         self.threads = max(1, threads)
         self.min_chunk = min_chunk
+        self.inline_max = inline_max
+        self._busy = 0  # chunks handed out and not back yet
+        self.inline_rounds = 0
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
         self._closed = False
         self._workers = [threading.Thread(target=self._work, name=f"ecrecover-{i}", daemon=True)
@@ -589,10 +601,19 @@ class Verifier:
                 fut.cancel()
             return
         flat = reqs[0][0] if len(reqs) == 1 else [it for items, _, _ in reqs for it in items]
+        if n <= self.inline_max and not self._busy:
+            self.inline_rounds += 1
+            try:
+                results: Any = _verify_chunk(self.domain, flat)
+            except Exception as e:  # noqa: BLE001 - handed to every request, as from a worker
+                results = e
+            _Round(reqs, n, 1).done(0, n, results)
+            return
         k = max(1, min(self.lanes, n // self.min_chunk))
         size = math.ceil(n / k)
         k = math.ceil(n / size)
-        rnd = _Round(reqs, n, k)
+        rnd = _Round(reqs, n, k, self)
+        self._busy += k
         loop = asyncio.get_running_loop()
         for i in range(0, n, size):
             self._submit(loop, flat[i:i + size], rnd, i)

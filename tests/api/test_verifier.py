@@ -118,3 +118,29 @@ async def test_process_verifier_start_failure_is_reported(monkeypatch) -> None:
     v = ProcessVerifier(DOMAIN, processes=1)
     with pytest.raises(RuntimeError, match="exited before it was ready"):
         await v.start(timeout=10)
+
+
+@pytest.mark.parametrize("processes", [False, True])
+async def test_small_idle_rounds_are_verified_inline(processes) -> None:
+    items = _items()
+    want = _plain(await _threads(items))
+    if processes:
+        v: Verifier = ProcessVerifier(DOMAIN, processes=1)
+        await v.start()
+    else:
+        v = Verifier(DOMAIN, threads=1)
+    try:
+        for i, (m, s) in enumerate(items):  # one at a time, nothing out: on the loop thread
+            assert _plain([await v.verify(m, s)]) == want[i:i + 1]
+        assert v.inline_rounds == len(items)
+        big = v.verify_batch(items)  # a round above inline_max goes out ...
+        await asyncio.sleep(0)
+        assert v._busy > 0
+        single = v.verify(*items[0])  # ... and a small round while it is out follows it
+        assert _plain(await big) == want and _plain([await single]) == want[:1]
+        assert v.inline_rounds == len(items) and v._busy == 0
+    finally:
+        if isinstance(v, ProcessVerifier):
+            await v.aclose()
+        else:
+            v.close()
