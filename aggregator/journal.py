@@ -15,10 +15,13 @@ Layout
 Durability (group commit)
     ``append(cmd)`` encodes the command, puts the bytes in the pending buffer in call order
     and returns a future that resolves (to the command's ``seq``) once the bytes are
-    written *and fsynced*. A single flusher task writes the whole pending buffer and
-    fsyncs once, in a dedicated I/O thread; appends arriving meanwhile form the next
-    group. Many appends, one fsync: throughput survives durability, and latency is one
-    write + fsync plus the wait for the group in flight.
+    written *and fsynced* (``append_nowait`` + ``durable(seq)``: one future for many
+    records). At the end of the loop iteration the whole pending buffer goes to a
+    dedicated writer thread, which writes it and fdatasyncs once, then reports back with
+    one loop callback (``on_durable(seq)``, then the futures); appends arriving
+    meanwhile form the next group, handed over as soon as the previous one is back. Many
+    appends, one fsync: throughput survives durability, and latency is one write + fsync
+    plus the wait for the group in flight.
 
 Crash safety
     Records are only ever appended; nothing written is rewritten. A ``kill -9`` (or power
@@ -43,12 +46,14 @@ Failure
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
 import os
+import queue
 import struct
+import threading
 import zlib
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from aggregator.core import commands as _commands
@@ -59,6 +64,7 @@ __all__ = ["Journal", "JournalError", "JournalCorrupt", "MAGIC", "HEADER", "read
 
 MAGIC = b"OMNJRNL1"
 HEADER = struct.Struct("<II")
+_HEADER_PACK = HEADER.pack
 MAX_RECORD = 16 << 20
 DEFAULT_SEGMENT_BYTES = 64 << 20
 _SUFFIX = ".seg"
@@ -131,13 +137,16 @@ class Journal:
         self._file = None
         self._file_size = 0
         self._pending = bytearray()
-        self._pending_futs: list[asyncio.Future] = []
         self._pending_first_seq = 0
-        self._wake: asyncio.Event | None = None
-        self._flusher: asyncio.Task | None = None
-        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal-io")
+        self._waiters: list[tuple[int, asyncio.Future]] = []  # (seq, future), ascending seq
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._writer: threading.Thread | None = None
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._writing = False  # a group is with the writer thread
+        self._kicked = False  # a _start_write is scheduled
         self._failed: BaseException | None = None
         self._closed = False
+        self.on_durable: Callable[[int], None] | None = None  # called with durable_seq after each group
         self.flushes = 0  # number of group commits (for benchmarks)
 
     # ------------------------------------------------------------------ opening
@@ -247,6 +256,11 @@ class Journal:
         Must be called from the event loop thread, in ``seq`` order (``seq`` is exactly
         ``last_seq + 1``; ``ts_ms`` never below ``last_ts_ms``).
         """
+        self.append_nowait(cmd)
+        return self.durable(cmd.seq)
+
+    def append_nowait(self, cmd: _commands.Command) -> None:
+        """``append`` without a future: ``durable(seq)`` or ``on_durable`` tell when it is on disk."""
         if self._failed is not None:
             raise JournalError(f"journal failed: {self._failed}") from self._failed
         if self._closed:
@@ -258,51 +272,95 @@ class Journal:
         payload = _commands.encode(cmd)
         if len(payload) > MAX_RECORD:
             raise JournalError(f"record of {len(payload)} bytes exceeds {MAX_RECORD}")
-        loop = asyncio.get_running_loop()
-        if self._wake is None:
-            self._wake = asyncio.Event()
-            self._flusher = loop.create_task(self._flush_loop(), name="journal-flusher")
-        if not self._pending:
+        if self._loop is None:
+            self._start_writer()
+        pending = self._pending
+        if not pending:
             self._pending_first_seq = cmd.seq
-        self._pending += HEADER.pack(len(payload), zlib.crc32(payload))
-        self._pending += payload
-        fut = loop.create_future()
-        self._pending_futs.append(fut)
+        pending += _HEADER_PACK(len(payload), zlib.crc32(payload))
+        pending += payload
         self.last_seq = cmd.seq
         self.last_ts_ms = cmd.ts_ms
-        self._wake.set()
+        if not self._writing and not self._kicked:
+            self._kicked = True
+            self._loop.call_soon(self._start_write)  # appends of this loop iteration join the group
+
+    def durable(self, seq: int) -> asyncio.Future:
+        """Return a future resolving to ``seq`` once every record up to ``seq`` is durable."""
+        loop = self._loop or asyncio.get_running_loop()
+        fut = loop.create_future()
+        if self._failed is not None:
+            fut.set_exception(JournalError(f"journal failed: {self._failed}"))
+        elif seq <= self.durable_seq:
+            fut.set_result(seq)
+        elif not self._waiters or self._waiters[-1][0] <= seq:
+            self._waiters.append((seq, fut))
+        else:
+            bisect.insort(self._waiters, (seq, fut), key=lambda w: w[0])
         return fut
 
-    async def _flush_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        assert self._wake is not None
+    def _start_writer(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._writer = threading.Thread(target=self._write_loop, name="journal-io", daemon=True)
+        self._writer.start()
+
+    def _start_write(self) -> None:
+        """Hand the pending group to the writer thread (one write and one fdatasync)."""
+        self._kicked = False
+        if self._writing or not self._pending or self._failed is not None:
+            return
+        data, first = bytes(self._pending), self._pending_first_seq
+        self._pending = bytearray()
+        self._writing = True
+        self._jobs.put((data, first, self.last_seq))
+
+    def _write_loop(self) -> None:
+        """Writer thread: write + fdatasync each group, report back with one loop callback."""
+        jobs = self._jobs
         while True:
-            await self._wake.wait()
-            self._wake.clear()
-            if not self._pending:
-                if self._closed:
-                    return
-                continue
-            data, futs, first = bytes(self._pending), self._pending_futs, self._pending_first_seq
-            last = first + len(futs) - 1
-            self._pending = bytearray()
-            self._pending_futs = []
-            try:
-                await loop.run_in_executor(self._io, self._write, data, first)
-            except BaseException as e:  # noqa: BLE001 - a failed write fails the journal
-                self._failed = e
-                log.critical("journal write failed at seq %d..%d: %r", first, last, e)
-                err = JournalError(f"journal write failed: {e!r}")
-                for f in futs + self._pending_futs:
-                    if not f.done():
-                        f.set_exception(err)
-                self._pending_futs = []
+            job = jobs.get()
+            if job is None:
                 return
-            self.durable_seq = last
-            self.flushes += 1
-            for f, s in zip(futs, range(first, last + 1)):
+            data, first, last = job
+            err: BaseException | None = None
+            try:
+                self._write(data, first)
+            except BaseException as e:  # noqa: BLE001 - a failed write fails the journal
+                err = e
+            try:
+                self._loop.call_soon_threadsafe(self._written, first, last, err)
+            except RuntimeError:  # the loop is closed
+                return
+
+    def _written(self, first: int, last: int, err: BaseException | None) -> None:
+        self._writing = False
+        if err is not None:
+            self._failed = err
+            log.critical("journal write failed at seq %d..%d: %r", first, last, err)
+            exc = JournalError(f"journal write failed: {err!r}")
+            waiters, self._waiters = self._waiters, []
+            for _, f in waiters:
                 if not f.done():
-                    f.set_result(s)
+                    f.set_exception(exc)
+            return
+        self.durable_seq = last
+        self.flushes += 1
+        if self.on_durable is not None:
+            try:
+                self.on_durable(last)
+            except Exception:  # noqa: BLE001 - a hook never breaks the journal
+                log.exception("journal on_durable hook failed")
+        w = self._waiters
+        i = 0
+        while i < len(w) and w[i][0] <= last:
+            f = w[i][1]
+            if not f.done():
+                f.set_result(w[i][0])
+            i += 1
+        if i:
+            del w[:i]
+        if self._pending:
+            self._start_write()
 
     def _write(self, data: bytes, first_seq: int) -> None:
         if self._file_size >= self.segment_bytes and self._file_size > len(MAGIC):
@@ -324,15 +382,11 @@ class Journal:
 
     async def flush(self) -> None:
         """Wait until everything appended so far is durable."""
-        if self._pending_futs:
-            await asyncio.gather(*self._pending_futs[-1:])
-        while self.durable_seq < self.last_seq and self._failed is None:
-            await asyncio.sleep(0.0005)
-        if self._failed is not None:
-            raise JournalError(f"journal failed: {self._failed}")
+        if self.durable_seq < self.last_seq or self._failed is not None:
+            await self.durable(self.last_seq)
 
     async def close(self) -> None:
-        """Flush what is pending, stop the flusher and close the file."""
+        """Flush what is pending, stop the writer thread and close the file."""
         if self._closed:
             return
         try:
@@ -340,14 +394,13 @@ class Journal:
                 await self.flush()
         finally:
             self._closed = True
-            if self._wake is not None:
-                self._wake.set()
-            if self._flusher is not None:
-                await asyncio.gather(self._flusher, return_exceptions=True)
+            if self._writer is not None:
+                self._jobs.put(None)
+                await asyncio.to_thread(self._writer.join)
+                self._writer = None
             if self._file is not None:
                 f, self._file = self._file, None
-                await asyncio.get_running_loop().run_in_executor(self._io, self._close_file, f)
-            self._io.shutdown(wait=True)
+                await asyncio.to_thread(self._close_file, f)
 
     def _close_file(self, f) -> None:
         f.flush()
@@ -357,13 +410,16 @@ class Journal:
 
     def close_sync(self) -> None:
         """Close without an event loop (nothing may be pending)."""
-        if self._pending_futs:
+        if self._waiters or self.durable_seq < self.last_seq:
             raise JournalError("close_sync with pending appends")
         self._closed = True
+        if self._writer is not None:
+            self._jobs.put(None)
+            self._writer.join()
+            self._writer = None
         if self._file is not None:
             self._close_file(self._file)
             self._file = None
-        self._io.shutdown(wait=True)
 
     @property
     def failed(self) -> bool:

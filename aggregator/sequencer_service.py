@@ -1120,6 +1120,7 @@ class SequencerService:
             n += 1
         self.replayed = n
         self._last_ts = self.journal.last_ts_ms
+        self.journal.on_durable = self._on_durable
         if self.verify_processes:
             verifier = ProcessVerifier(self.domain, self.verify_processes)
             await verifier.start()
@@ -1167,8 +1168,8 @@ class SequencerService:
         if self._fatal is not None:
             raise ServiceUnavailable(self._fatal)
 
-    def sequence(self, make: Callable[..., C.Command], *args: Any) -> tuple[Any, asyncio.Future]:
-        """Assign seq and ts, apply, journal: return ``(outcome, durable future)``. Synchronous."""
+    def sequence_nowait(self, make: Callable[..., C.Command], *args: Any) -> Any:
+        """Assign seq and ts, apply, journal: return the outcome (``durable(seq)`` says when it is on disk)."""
         self._check()
         j = self.journal
         seq = j.last_seq + 1
@@ -1182,23 +1183,31 @@ class SequencerService:
             log.critical("%s; refusing further commands", self._fatal, exc_info=True)
             raise ServiceUnavailable(self._fatal) from e
         try:
-            fut = j.append(cmd)
+            j.append_nowait(cmd)
         except JournalError as e:
             self._fatal = str(e)
             raise ServiceUnavailable(str(e)) from e
         self._last_ts = ts
         self._unpublished.append((cmd, outcome))
-        fut.add_done_callback(self._on_durable)
-        return outcome, fut
+        return outcome
 
-    async def execute(self, make: Callable[..., C.Command], *args: Any) -> Any:
-        """Sequence one command and return its outcome once it is durable."""
-        outcome, fut = self.sequence(make, *args)
+    def sequence(self, make: Callable[..., C.Command], *args: Any) -> tuple[Any, asyncio.Future]:
+        """Assign seq and ts, apply, journal: return ``(outcome, durable future)``. Synchronous."""
+        outcome = self.sequence_nowait(make, *args)
+        return outcome, self.journal.durable(self.journal.last_seq)
+
+    async def durable(self, seq: int) -> None:
+        """Wait until every command up to ``seq`` is durable (``ServiceUnavailable`` if the journal failed)."""
         try:
-            await fut
+            await self.journal.durable(seq)
         except JournalError as e:
             self._fatal = str(e)
             raise ServiceUnavailable(str(e)) from e
+
+    async def execute(self, make: Callable[..., C.Command], *args: Any) -> Any:
+        """Sequence one command and return its outcome once it is durable."""
+        outcome = self.sequence_nowait(make, *args)
+        await self.durable(self.journal.last_seq)
         return outcome
 
     async def submit(self, kind_name: str, msg: Any, signature: bytes) -> Any:
@@ -1224,14 +1233,10 @@ class SequencerService:
             elif isinstance(signer, Exception):
                 results.append(signer)
             else:
-                outcome, last = self.sequence(cls, signer, it[0], it[1])
-                results.append(outcome)
+                results.append(self.sequence_nowait(cls, signer, it[0], it[1]))
+                last = self.journal.last_seq
         if last is not None:
-            try:
-                await last  # durability is in order: the last one covers the batch
-            except JournalError as e:
-                self._fatal = str(e)
-                raise ServiceUnavailable(str(e)) from e
+            await self.durable(last)  # durability is in order: the last one covers the batch
         return results
 
     async def submit_deposit(self, chain_id: int, deposit_nonce: int, account: str, amount_internal: int) -> Any:
@@ -1278,10 +1283,10 @@ class SequencerService:
             accounts.add(cmd.account)
         return Published(cmd, outcome, book, frozenset(accounts))
 
-    def _on_durable(self, fut: asyncio.Future) -> None:
-        if fut.cancelled() or fut.exception() is not None or not self._unpublished:
+    def _on_durable(self, durable: int) -> None:
+        """Journal hook after each group commit: publish what became durable, in seq order."""
+        if not self._unpublished:
             return
-        durable = self.journal.durable_seq
         pend = self._unpublished
         i = 0
         while i < len(pend) and pend[i][0].seq <= durable:

@@ -209,7 +209,7 @@ async def process_batch(service: SequencerService, limits: Limits,
     results: list[dict[str, Any] | None] = [None] * len(items)
     last = None
     cmd = _COMMAND["order"]
-    sequence, account_wait = service.sequence, limits.account_wait
+    sequence, account_wait = service.sequence_nowait, limits.account_wait
     try:
         for i, it in enumerate(items):
             if isinstance(it, RequestError):
@@ -226,16 +226,13 @@ async def process_batch(service: SequencerService, limits: Limits,
                 results[i] = error_body("rate_limited", f"account {msg.account} is over its rate; "
                                                         f"retry in {wait:.3f}s")
                 continue
-            outcome, last = sequence(cmd, signer, msg, it[1])
+            outcome = sequence(cmd, signer, msg, it[1])
+            last = outcome.seq
             results[i] = outcome_json(outcome) if outcome.accepted else outcome_response(outcome)[1]
         if last is not None:
-            await last
+            await service.durable(last)  # in order: the last one covers the batch
     except ServiceUnavailable as e:
         raise ApiError(str(e), code="unavailable", status=503) from None
-    except Exception as e:  # JournalError while awaiting durability
-        if type(e).__name__ == "JournalError":
-            raise ApiError(str(e), code="unavailable", status=503) from None
-        raise
     return results  # type: ignore[return-value]
 
 

@@ -187,3 +187,37 @@ def test_record_format_is_length_crc_payload(tmp_path):
     payload = data[8 + HEADER.size:]
     assert len(payload) == length and zlib.crc32(payload) == crc
     assert os.path.getsize(tmp_path / "00000000000000000001.seg") == len(data)
+
+
+async def test_group_commit_hook_and_durable_waiters(tmp_path):
+    j = Journal.open(tmp_path)
+    seen: list[tuple[int, int]] = []  # (durable_seq passed to the hook, durable_seq when called)
+    j.on_durable = lambda seq: seen.append((seq, j.durable_seq))
+    for i in range(1, 51):
+        j.append_nowait(cmd(i))
+    late = j.durable(50)
+    early = j.durable(10)  # waiters may come in any seq order
+    assert not late.done() and not early.done()
+    assert await early == 10 and await late == 50
+    assert j.flushes == 1  # one loop iteration of appends: one write, one fdatasync
+    assert seen == [(50, 50)]
+    assert (await j.durable(3)) == 3  # already durable: resolved at once
+    await fill(j, 5)
+    assert seen[-1][0] == 55 and all(a == b for a, b in seen)
+    await j.close()
+    assert [c.seq for c in Journal.open(tmp_path).replay()] == list(range(1, 56))
+
+
+async def test_failed_write_fails_durable_waiters(tmp_path):
+    j = Journal.open(tmp_path)
+    await fill(j, 2)
+    j._write = lambda data, first: (_ for _ in ()).throw(OSError(5, "I/O error"))  # type: ignore[method-assign]
+    j.append_nowait(cmd(3))
+    w = j.durable(3)
+    with pytest.raises(JournalError):
+        await w
+    with pytest.raises(JournalError):
+        await j.durable(3)  # asked after the failure
+    with pytest.raises(JournalError):
+        j.append_nowait(cmd(4))
+    await j.close()
