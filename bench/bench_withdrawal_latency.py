@@ -19,13 +19,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
+import queue
 import random
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -49,25 +51,38 @@ def pct(xs: list[float], p: float) -> float:
     return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
 
 
-def watch_paid(dep: devnet.Deployment, seen: dict[str, float], stop: threading.Event) -> None:
-    """Record when each WithdrawalPaid log first appears on any chain (20 ms polls).
+def watch_paid(chains: list[tuple[str, str]], out: "multiprocessing.Queue[tuple[str, float]]", stop: Any) -> None:
+    """Report when each WithdrawalPaid log first appears on any chain (20 ms polls).
 
-    Runs in its own thread with its own sync clients: a sync web3 call on the event loop
-    would block the service and the relayer it measures (and can deadlock on the lock web3
-    shares between its sync and async session caches).
+    Runs in its own process (``chains``: RPC URL and vault per chain), so the measurement
+    neither blocks nor shares a GIL with the service and the relayer it measures; the
+    timestamps are ``time.monotonic()``, one clock for every process of the machine.
     """
-    w3s = {c.chain_id: Web3(Web3.HTTPProvider(c.rpc_url)) for c in dep.chains}
+    w3s = [Web3(Web3.HTTPProvider(url)) for url, _ in chains]
     # One log filter per chain: one eth_getFilterChanges per chain and poll.
-    filters = [w3s[c.chain_id].eth.filter({"address": c.vault, "topics": [WITHDRAWAL_PAID_TOPIC],
-                                           "fromBlock": w3s[c.chain_id].eth.block_number})
-               for c in dep.chains]
+    filters = [w3.eth.filter({"address": vault, "topics": [WITHDRAWAL_PAID_TOPIC], "fromBlock": w3.eth.block_number})
+               for w3, (_, vault) in zip(w3s, chains)]
+    out.put(("ready", time.monotonic()))
     while not stop.is_set():
         for f in filters:
             logs = f.get_new_entries()
             now = time.monotonic()
             for lg in logs:
-                seen.setdefault("0x" + bytes(lg["topics"][1]).hex(), now)
+                out.put(("0x" + bytes(lg["topics"][1]).hex(), now))
         stop.wait(0.02)
+
+
+async def collect_paid(out: "multiprocessing.Queue[tuple[str, float]]", seen: dict[str, float],
+                       stop: asyncio.Event) -> None:
+    """Move the watcher process's sightings into ``seen`` (first sighting wins)."""
+    while True:
+        try:
+            wid, t = await asyncio.to_thread(out.get, True, 0.1)
+        except queue.Empty:
+            if stop.is_set():
+                return
+            continue
+        seen.setdefault(wid, t)
 
 
 def report(settings, dep: devnet.Deployment, svc: Service, store: RelayStore, batch_interval: float, pace: float,
@@ -189,7 +204,9 @@ async def main(traders: int, batch_interval: float, pace: float, seed: int, trac
     stop = asyncio.Event()
     relayer = None
     tasks: list[asyncio.Task] = []
-    watcher: threading.Thread | None = None
+    watcher: Any = None
+    collector: asyncio.Task | None = None
+    collect_stop = asyncio.Event()
     try:
         await svc.start()
         store = RelayStore(engine)
@@ -222,9 +239,14 @@ async def main(traders: int, batch_interval: float, pace: float, seed: int, trac
         lags: list[float] = []
         tasks.append(asyncio.create_task(loop_lag(lags, stop)))
         seen: dict[str, float] = {}
-        watch_stop = threading.Event()
-        watcher = threading.Thread(target=watch_paid, args=(dep, seen, watch_stop), daemon=True)
+        mp = multiprocessing.get_context("spawn")
+        paid_q = mp.Queue()
+        watch_stop = mp.Event()
+        watcher = mp.Process(target=watch_paid, args=([(c.rpc_url, c.vault) for c in dep.chains], paid_q, watch_stop),
+                             daemon=True)
         watcher.start()
+        await asyncio.to_thread(paid_q.get, True, 60)  # its filters are in place
+        collector = asyncio.create_task(collect_paid(paid_q, seen, collect_stop))
         sent: dict[str, tuple[float, str, str]] = {}
         domain = svc.sequencer.domain
         async with aiohttp.ClientSession() as http:
@@ -260,6 +282,9 @@ async def main(traders: int, batch_interval: float, pace: float, seed: int, trac
         if watcher is not None:
             watch_stop.set()
             watcher.join(timeout=5)
+        if collector is not None:
+            collect_stop.set()
+            await asyncio.gather(collector, return_exceptions=True)
         stop.set()
         for t in tasks:
             await asyncio.gather(t, return_exceptions=True)
