@@ -180,14 +180,31 @@ class ChainClient:
 
     # --- reads ---------------------------------------------------------------------
 
+    async def _raw(self, method: str, params: list[Any]) -> Any:
+        """One JSON-RPC request straight through the provider: no middlewares, no result
+        formatters (the watchers poll headers many times a second; these are most of
+        their cost). A JSON-RPC error is raised as web3 would (``Web3RPCError``)."""
+        resp = await self.w3.provider.make_request(method, params)  # type: ignore[arg-type]
+        if resp.get("error") is not None:
+            raise Web3RPCError(str(resp["error"]), rpc_response=resp)
+        return resp.get("result")
+
     async def block_number(self) -> int:
-        return int(await self.idempotent(lambda: self.w3.eth.block_number))
+        return int(await self.idempotent(lambda: self._raw("eth_blockNumber", [])), 16)
 
     async def block(self, number: int | str) -> BlockRef:
         """Return the header of block ``number`` (or a tag); TransientChainError if absent."""
-        b = await self.idempotent(lambda: self.w3.eth.get_block(number))
-        return BlockRef(int(b["number"]), HexBytes(b["hash"]).to_0x_hex(),
-                        HexBytes(b["parentHash"]).to_0x_hex(), int(b["timestamp"]))
+        ident = hex(number) if isinstance(number, int) else number
+
+        async def get() -> dict[str, Any]:
+            b = await self._raw("eth_getBlockByNumber", [ident, False])
+            if b is None:
+                raise BlockNotFound(f"block {number} not found")
+            return dict(b)
+
+        b = await self.idempotent(get)
+        return BlockRef(int(b["number"], 16), HexBytes(b["hash"]).to_0x_hex(),
+                        HexBytes(b["parentHash"]).to_0x_hex(), int(b["timestamp"], 16))
 
     async def get_logs(self, address: str | list[str], topics: list[Any], from_block: int, to_block: int) -> list[Any]:
         params = {"address": address, "topics": topics, "fromBlock": from_block, "toBlock": to_block}
