@@ -414,7 +414,8 @@ class Sequencer:
         self._seq = 0
         self._delta = 0
         self._external = 0
-        self._tree: MerkleTree | None = None
+        self._tree = MerkleTree()  # incremental: leaves in account creation order (see merkle)
+        self._touched: set[Account] = set()  # accounts whose total changed since the last root
         self._init_settlement()
         self._fee = self._ensure_account(config.fee_account, config.hub_chain_id)
         self._insurance = self._ensure_account(config.insurance_account, config.hub_chain_id)
@@ -500,7 +501,7 @@ class Sequencer:
             self._delta += amount
             sn = self._step_net
             sn[c] = sn.get(c, 0) + amount
-            self._tree = None
+            self._touched.add(acct)
 
     def _shift(self, acct: Account, src: int, dst: int, amount: int) -> None:
         """Move ``amount`` of an account's balance from chain ``src`` to chain ``dst`` (total unchanged)."""
@@ -516,7 +517,7 @@ class Sequencer:
         if acct is None:
             acct = self._accounts[address] = Account(address, chain_id, self._cfg.fills_kept)
             acct.balances[chain_id] = 0
-            self._tree = None
+            self._tree.set(address, 0)  # leaves in creation order: appended now, never later
         return acct
 
     def _canonical(self, address: str) -> str:
@@ -551,7 +552,7 @@ class Sequencer:
         self._delta += cmd.amount
         self._external += cmd.amount
         self._deposited += cmd.amount
-        self._tree = None
+        self._touched.add(acct)
         vk = (addr, cmd.chain_id)  # the vault credited the settled balance already
         self._projected[vk] = self._projected.get(vk, 0) + cmd.amount
         self._confirmed[vk] = self._confirmed.get(vk, 0) + cmd.amount
@@ -1448,7 +1449,7 @@ class Sequencer:
         self._delta -= amount
         self._external -= amount
         self._withdrawn += amount
-        self._tree = None
+        self._touched.add(acct)
         rec = WithdrawalRecord(wid, addr, w.recipient, dest, w.token, amount, native, w.nonce, cmd.seq, cmd.ts_ms,
                                moves)
         self._withdrawals[wid] = rec
@@ -1501,6 +1502,7 @@ class Sequencer:
             acct = self._accounts[r.account]
             acct.balances[c] = acct.balances.get(c, 0) + r.amount
             acct.total += r.amount
+            self._touched.add(acct)
             self._delta += r.amount
             self._external += r.amount
             self._withdrawn -= r.amount
@@ -1508,7 +1510,6 @@ class Sequencer:
             r.reason = f"withdrawals on chain {c} are halted: {halted[c]}"
             events.append(WithdrawalFailed(wid, r.account, c, r.amount, r.reason))
         if events:
-            self._tree = None
             self._reserved = keep
         return events
 
@@ -1561,13 +1562,13 @@ class Sequencer:
             acct = self._accounts[e.account]
             acct.balances[e.chain_id] -= e.amount
             acct.total -= e.amount
+            self._touched.add(acct)
             self._delta -= e.amount
             self._external -= e.amount
             self._withdrawn += e.amount
             r = self._withdrawals[e.withdrawal_id]
             r.status, r.reason = "reserved", ""
         self._reserved = reserved
-        self._tree = None
 
     def _close_batch(self, cmd: C.CloseBatch) -> Outcome:
         jh = cmd.journal_hash
@@ -1677,8 +1678,12 @@ class Sequencer:
         return {a: self._accounts[a].total for a in sorted(self._accounts)}
 
     def _merkle(self) -> MerkleTree:
-        if self._tree is None:
-            self._tree = MerkleTree((a.address, a.total) for a in self._accounts.values())
+        touched = self._touched
+        if touched:
+            tree = self._tree
+            for a in touched:
+                tree.set(a.address, a.total)
+            touched.clear()
         return self._tree
 
     def state_root(self) -> bytes:
@@ -1899,7 +1904,7 @@ class Sequencer:
 
     # ================================================================== snapshot
 
-    _NOT_STATE = ("_cfg", "_handlers", "_tree")
+    _NOT_STATE = ("_cfg", "_handlers", "_tree", "_touched")
 
     def snapshot(self) -> bytes:
         """Return the whole state as bytes (pickle: trusted storage only, like the journal)."""
@@ -1912,7 +1917,8 @@ class Sequencer:
         self = cls.__new__(cls)
         self.__dict__.update(pickle.loads(data))  # noqa: S301 - our own snapshot
         self._cfg = config
-        self._tree = None
+        self._tree = MerkleTree((a.address, a.total) for a in self._accounts.values())
+        self._touched = set()
         self._init_settlement()
         self._handlers = self._make_handlers()
         return self
