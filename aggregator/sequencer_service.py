@@ -971,14 +971,33 @@ class BookMirror:
         return self.seq.get(instrument, 0), b, a
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
 class Published:
-    """What subscribers receive for one durable command."""
+    """What subscribers receive for one durable command.
 
-    cmd: C.Command
-    outcome: Any
-    book: dict[str, tuple[int, list, list]]  # instrument -> (book seq, bid changes, ask changes)
-    accounts: frozenset[str]
+    ``book``: instrument -> (book seq, bid changes, ask changes). ``accounts`` (the
+    accounts its events or deposit touch) is worked out on first use: most commands are
+    published to nobody who asks.
+    """
+
+    __slots__ = ("cmd", "outcome", "book", "_accounts")
+
+    def __init__(self, cmd: C.Command, outcome: Any, book: dict[str, tuple[int, list, list]]) -> None:
+        self.cmd = cmd
+        self.outcome = outcome
+        self.book = book
+        self._accounts: frozenset[str] | None = None
+
+    @property
+    def accounts(self) -> frozenset[str]:
+        acc = self._accounts
+        if acc is None:
+            s: set[str] = set()
+            for ev in self.outcome.events:
+                s.update(a for a in _accounts_of(ev) if isinstance(a, str))
+            if type(self.cmd) is C.DepositCredit:
+                s.add(self.cmd.account)
+            acc = self._accounts = frozenset(s)
+        return acc
 
 
 # ---------------------------------------------------------------------- JSON helpers
@@ -1275,13 +1294,7 @@ class SequencerService:
     def _note(self, cmd: C.Command, outcome: Any) -> Published:
         if type(cmd) is C.DepositCredit:
             self._deposits[(cmd.chain_id, cmd.deposit_nonce)] = cmd.seq
-        book = self.book.apply_events(outcome.events) if outcome.events else {}
-        accounts: set[str] = set()
-        for ev in outcome.events:
-            accounts.update(a for a in _accounts_of(ev) if isinstance(a, str))
-        if type(cmd) is C.DepositCredit:
-            accounts.add(cmd.account)
-        return Published(cmd, outcome, book, frozenset(accounts))
+        return Published(cmd, outcome, self.book.apply_events(outcome.events) if outcome.events else {})
 
     def _on_durable(self, durable: int) -> None:
         """Journal hook after each group commit: publish what became durable, in seq order."""

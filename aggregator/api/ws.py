@@ -170,12 +170,13 @@ class Conn:
 
     async def _write_loop(self) -> None:
         q = self.queue
+        send = self.ws.send_frame  # the UTF-8 JSON bytes as a text frame (no decode and re-encode)
         try:
             while True:
                 await self.ready.wait()
                 self.ready.clear()
                 while q:
-                    await self.ws.send_str(q.popleft().decode())
+                    await send(q.popleft(), WSMsgType.TEXT)
         except (ConnectionResetError, RuntimeError, asyncio.CancelledError):
             pass
 
