@@ -65,6 +65,7 @@ from typing import Any
 
 from aiohttp import web
 from eth_abi import decode as abi_decode
+from eth_abi import encode as abi_encode
 from eth_account import Account
 from eth_utils import keccak
 from hexbytes import HexBytes
@@ -145,7 +146,7 @@ class DeliveryRetry(ChainError):
 @dataclass(frozen=True)
 class RelayerConfig:
     lease_s: float = 30.0
-    idle_sleep_s: float = 0.05
+    idle_sleep_s: float = 0.25  # a look at the store without a wake-up (another relayer's leases, restarts)
     paths_per_destination: int = 16
     stuck_after_s: float = 5.0
     max_bumps: int = 5
@@ -176,6 +177,11 @@ class RelayChain:
 @lru_cache(maxsize=1)
 def _mailbox_contract() -> Any:
     return Web3().eth.contract(abi=abi("Mailbox"))
+
+
+# Selectors of the two views every delivery reads (web3's encode_abi re-hashes the signature per call).
+_DELIVERED = keccak(text="delivered(bytes32)")[:4]
+_INBOUND_NONCE = keccak(text="inboundNonce(uint32,bytes32)")[:4]
 
 
 def _abi_type(inp: dict[str, Any]) -> str:
@@ -439,8 +445,12 @@ class Relayer:
             return "dead"
         if rule.counts:  # uncounted waits are routine: they would flood the log
             log.info("message %s retry %d (%s)", row.id, retries, detail)
-        await asyncio.to_thread(self.store.mark_retry, row.id, self.owner, detail, retry_delay(reason, retries),
+        delay = retry_delay(reason, retries)
+        await asyncio.to_thread(self.store.mark_retry, row.id, self.owner, detail, delay,
                                 count=rule.counts, retries=retries)
+        wake = getattr(self, "_wake", {}).get(row.destination)
+        if wake is not None:  # claim it again when it is due, not at the next idle look
+            asyncio.get_running_loop().call_later(delay, wake.set)
         return "retry"
 
     async def _attempt(self, row: RelayMessage) -> str | None:
@@ -506,12 +516,12 @@ class Relayer:
                             "reverted", chain=dest.name)
 
     async def _delivered(self, dest: RelayChain, mid: bytes) -> bool:
-        data = _mailbox_contract().encode_abi("delivered", args=[mid])
+        data = "0x" + (_DELIVERED + abi_encode(["bytes32"], [mid])).hex()
         out = await dest.client.call({"to": dest.mailbox, "data": data})
         return bool(abi_decode(["bool"], out)[0])
 
     async def _inbound_nonce(self, dest: RelayChain, origin: int, sender: bytes, block: str = "latest") -> int:
-        data = _mailbox_contract().encode_abi("inboundNonce", args=[origin, sender])
+        data = "0x" + (_INBOUND_NONCE + abi_encode(["uint32", "bytes32"], [origin, sender])).hex()
         out = await dest.client.call({"to": dest.mailbox, "data": data}, block)
         return int(abi_decode(["uint32"], out)[0])
 

@@ -120,3 +120,15 @@ def test_pipelined_claim_follows_only_the_owners_sent_head(engine):
     assert store.claim_next("a", 2, lease_s=10, pipeline=2) == []  # depth 2 past the head: nonce 3 waits
     store.clock.now += 11  # every lease expires: the head is claimable again, by anyone
     assert [r.nonce for r in store.claim_next("b", 2, lease_s=10, pipeline=2)] == [0]
+
+
+def test_precomputed_view_calldata_matches_the_mailbox_abi():
+    from eth_abi import encode
+
+    from bridges.relayer import _DELIVERED, _INBOUND_NONCE, _mailbox_contract
+
+    mid, sender = bytes(range(32)), bytes(31) + b"\x07"
+    assert "0x" + (_DELIVERED + encode(["bytes32"], [mid])).hex() == _mailbox_contract().encode_abi(
+        "delivered", args=[mid])
+    assert "0x" + (_INBOUND_NONCE + encode(["uint32", "bytes32"], [61000, sender])).hex() == \
+        _mailbox_contract().encode_abi("inboundNonce", args=[61000, sender])
