@@ -281,6 +281,14 @@ def _learn_order(kw: dict[str, Any], m: Any) -> None:
         _ORDER_INSTRUMENTS.add(m.instrument)
 
 
+def learn_account(account: str) -> None:
+    """Remember ``account`` (in checksum form, e.g. from a deposit) as valid for the fast Order build."""
+    if account not in _ORDER_ACCOUNTS and eip712.to_checksum_address(account) == account:
+        if len(_ORDER_ACCOUNTS) >= _ORDER_CACHE_MAX:
+            _ORDER_ACCOUNTS.clear()
+        _ORDER_ACCOUNTS[account] = account
+
+
 _FAST_ORDER = False
 _FAST_ORDER = _check_fast_order()
 if not _FAST_ORDER:  # pragma: no cover - eip712.Order gained a rule the fast path does not mirror
@@ -1294,6 +1302,7 @@ class SequencerService:
     def _note(self, cmd: C.Command, outcome: Any) -> Published:
         if type(cmd) is C.DepositCredit:
             self._deposits[(cmd.chain_id, cmd.deposit_nonce)] = cmd.seq
+            learn_account(cmd.account)  # its orders skip the EIP-55 check (the same string as sent)
         return Published(cmd, outcome, self.book.apply_events(outcome.events) if outcome.events else {})
 
     def _on_durable(self, durable: int) -> None:

@@ -144,3 +144,19 @@ async def test_small_idle_rounds_are_verified_inline(processes) -> None:
             await v.aclose()
         else:
             v.close()
+
+
+def test_accounts_learned_from_deposits_build_the_same_orders() -> None:
+    from aggregator.sequencer_service import _ORDER_ACCOUNTS, KINDS, build_message, learn_account
+
+    t = Trader.make(77)
+    lower = t.address.lower()
+    learn_account(lower)  # not the checksum form: not learned
+    assert lower not in _ORDER_ACCOUNTS
+    learn_account(t.address)
+    assert _ORDER_ACCOUNTS[t.address] == t.address
+    wire = KINDS["order"].wire
+    for account in (t.address, lower):
+        m = eip712.message_to_dict(t.order_msg(CLOCK, account=account))
+        got = build_message(KINDS["order"], wire(**{a: m[s] for s, a, _ in eip712.Order.FIELDS}))
+        assert got == eip712.Order(**{a: m[s] for s, a, _ in eip712.Order.FIELDS}) and got.account == t.address
