@@ -54,7 +54,7 @@ Netting report
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 __all__ = [
@@ -292,7 +292,7 @@ def match_legs(nets: Mapping[int, int]) -> tuple[Leg, ...]:
 def build_batch(*, number: int, seq: int, ts_ms: int, chains: Sequence[int],
                 balances: Mapping[str, Mapping[int, int]], settled: Mapping[tuple[str, int], int],
                 payouts: Sequence[Payout], gross: int, cumulative: Netting, state_root: bytes,
-                journal_hash: bytes = ZERO_HASH) -> BatchPlan:
+                journal_hash: bytes = ZERO_HASH, known: Container[str] | None = None) -> BatchPlan:
     """Build batch ``number`` from the ledger ``balances`` (account -> chain -> balance) and the
     projected on-chain view ``settled`` ((account, chain) -> balance), paying ``payouts``.
 
@@ -300,6 +300,10 @@ def build_batch(*, number: int, seq: int, ts_ms: int, chains: Sequence[int],
     made here are added to it); ``cumulative`` is the report before this batch. Raise
     ``ValueError`` for an account with a negative total or a balance on a chain outside
     ``chains``, ``BatchImbalance`` if the deltas do not net out (a ledger bug).
+
+    ``known`` is every account of the ledger (default: the keys of ``balances``); given
+    it, ``balances`` may hold only the accounts whose balances changed since the previous
+    batch: an unchanged account equals its projected balances, so it has no delta.
     """
     chain_set = frozenset(chains)
     paid: dict[tuple[str, int], int] = {}
@@ -330,8 +334,10 @@ def build_batch(*, number: int, seq: int, ts_ms: int, chains: Sequence[int],
             if c not in chain_set:
                 raise ValueError(f"account {addr} has a balance change on chain {c}, not a settlement chain")
             deltas[c].append((addr, d))
+    if known is None:
+        known = balances
     for k in settled:
-        if k[0] not in balances:
+        if k[0] not in known:
             raise BatchImbalance(f"settled balance of unknown account {k[0]}")
     nets = {c: sum(a for _, a in deltas[c]) for c in chain_set}
     total = sum(nets.values())

@@ -107,8 +107,9 @@ Known limits
     ``CloseBatch`` (credited back), but cannot stop a batch already closed;
     an account with a negative total that still holds a position (a long option after
     its perps were liquidated) is not covered and blocks ``CloseBatch``
-    (``negative_equity``) until it is flat; ``CloseBatch`` scans every account (a dirty
-    set is the next step past ~10^5 accounts).
+    (``negative_equity``) until it is flat. ``CloseBatch`` reads only the accounts whose
+    balances changed since the previous batch (``_batch_dirty``) and the state root
+    rehashes only theirs; ``_socialise`` still scans every account, once per deficit.
 
 Withdrawals (``aggregator.core.withdrawals`` has the life cycle)
     ``Withdraw`` carries a signed ``eip712.Withdrawal``. Only the account itself may sign
@@ -460,6 +461,7 @@ class Sequencer:
         d.setdefault("_cumulative", Netting())
         d.setdefault("_call_cache", {})  # underlying -> (mark, shock px, floor px), see _call_px
         d.setdefault("_ro_dirty", [])  # (account, market) whose position moved this command, see _enforce_reduce_only
+        d.setdefault("_batch_dirty", {a: None for a in d.get("_accounts", ())})  # changed since the last batch
         d.setdefault("_gtd", [])  # heap of (expiry ms, order id) of resting orders (stale ids skipped)
 
     # ================================================================== the mutator
@@ -502,6 +504,7 @@ class Sequencer:
             sn = self._step_net
             sn[c] = sn.get(c, 0) + amount
             self._touched.add(acct)
+            self._batch_dirty[acct.address] = None
 
     def _shift(self, acct: Account, src: int, dst: int, amount: int) -> None:
         """Move ``amount`` of an account's balance from chain ``src`` to chain ``dst`` (total unchanged)."""
@@ -511,6 +514,7 @@ class Sequencer:
         sn = self._step_net
         sn[src] = sn.get(src, 0) - amount
         sn[dst] = sn.get(dst, 0) + amount
+        self._batch_dirty[acct.address] = None
 
     def _ensure_account(self, address: str, chain_id: int) -> Account:
         acct = self._accounts.get(address)
@@ -518,6 +522,7 @@ class Sequencer:
             acct = self._accounts[address] = Account(address, chain_id, self._cfg.fills_kept)
             acct.balances[chain_id] = 0
             self._tree.set(address, 0)  # leaves in creation order: appended now, never later
+            self._batch_dirty[address] = None
         return acct
 
     def _canonical(self, address: str) -> str:
@@ -553,6 +558,7 @@ class Sequencer:
         self._external += cmd.amount
         self._deposited += cmd.amount
         self._touched.add(acct)
+        self._batch_dirty[addr] = None
         vk = (addr, cmd.chain_id)  # the vault credited the settled balance already
         self._projected[vk] = self._projected.get(vk, 0) + cmd.amount
         self._confirmed[vk] = self._confirmed.get(vk, 0) + cmd.amount
@@ -1450,6 +1456,7 @@ class Sequencer:
         self._external -= amount
         self._withdrawn += amount
         self._touched.add(acct)
+        self._batch_dirty[addr] = None
         rec = WithdrawalRecord(wid, addr, w.recipient, dest, w.token, amount, native, w.nonce, cmd.seq, cmd.ts_ms,
                                moves)
         self._withdrawals[wid] = rec
@@ -1471,7 +1478,10 @@ class Sequencer:
 
     def _plan(self, seq: int, ts_ms: int, journal_hash: bytes):  # noqa: ANN202 - BatchPlan
         """Build the next batch from the current state without changing it (``_Reject`` if impossible)."""
-        for a in self._accounts.values():
+        accounts = self._accounts
+        dirty = self._batch_dirty  # an unchanged account was settled non-negative by the last batch
+        for addr in dirty:
+            a = accounts[addr]
             if a.total < 0:
                 raise _Reject(RejectCode.NEGATIVE_EQUITY,
                               f"account {a.address} has a negative total {a.total}: it cannot be settled")
@@ -1480,7 +1490,7 @@ class Sequencer:
                    for r in (ws[i] for i in self._reserved)]
         try:
             return build_batch(number=self._batch_number + 1, seq=seq, ts_ms=ts_ms, chains=self._chain_ids(),
-                               balances={a: acct.balances for a, acct in self._accounts.items()},
+                               balances={a: accounts[a].balances for a in dirty}, known=accounts,
                                settled=self._projected, payouts=payouts, gross=self._gross,
                                cumulative=self._cumulative, state_root=self.state_root(), journal_hash=journal_hash)
         except ValueError as e:
@@ -1503,6 +1513,7 @@ class Sequencer:
             acct.balances[c] = acct.balances.get(c, 0) + r.amount
             acct.total += r.amount
             self._touched.add(acct)
+            self._batch_dirty[acct.address] = None
             self._delta += r.amount
             self._external += r.amount
             self._withdrawn -= r.amount
@@ -1574,7 +1585,7 @@ class Sequencer:
         jh = cmd.journal_hash
         if not isinstance(jh, bytes) or len(jh) != 32:
             raise _Reject(RejectCode.INVALID_BATCH, "journal_hash must be 32 bytes")
-        reserved = self._reserved
+        reserved, dirty = self._reserved, dict(self._batch_dirty)
         socialised, moves = self._socialise()
         failed = self._fail_halted()
         try:
@@ -1582,7 +1593,9 @@ class Sequencer:
         except _Reject:
             self._unfail(failed, reserved)
             self._unmove(moves)
+            self._batch_dirty = dirty
             raise
+        self._batch_dirty = {}
         # ------------------------------------------------ effects (totals, hence the state root, unchanged)
         batch = plan.batch
         n = batch.number
