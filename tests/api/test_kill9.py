@@ -32,7 +32,6 @@ import aiohttp
 import pytest
 
 from aggregator.core import commands as C
-from aggregator.core.merkle import MerkleTree
 from aggregator.core.sequencer import Sequencer
 from aggregator.eip712 import message_to_dict, sign, to_checksum_address
 from aggregator.journal import Journal
@@ -272,7 +271,8 @@ async def test_kill9_mid_stream_loses_no_acknowledged_order(tmp_path, services, 
         codes[seq] = replay.apply(cmds[seq]).code
     for a in acks:
         assert codes[a.seq] == a.code, a
-    assert set(replay.balances()) == set(served)
-    assert MerkleTree(served.items()).root == replay.state_root()
+    # every balance served after the restart is the replay's (the state root is a function of these
+    # balances in account-creation order, which the same journal fixes for both)
+    assert served == replay.balances()
     for t in everyone:
         assert {o["order_id"] for o in replay.open_orders(t.address)} == open_ids[t.address]
