@@ -42,9 +42,10 @@ happens inside ``use``/``prune`` by expiry order, never by wall clock or hash or
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Hashable
 from enum import StrEnum
+
+from aggregator.core.expiry import ExpiryQueue
 
 __all__ = ["NonceVerdict", "NonceStore", "ClockWentBackwards", "UINT64_MAX", "DEFAULT_MAX_LIFETIME_MS"]
 
@@ -72,13 +73,12 @@ class NonceVerdict(StrEnum):
 class NonceStore:
     """Per-key used-nonce sets, pruned by message expiry (see the module doc for the rule).
 
-    Layout: ``_used`` key -> {nonce: expiry_ms}; ``_buckets`` expiry_ms -> [(key, nonce)]
-    recorded with that expiry, and ``_heap`` the distinct expiries, so pruning pops one
-    heap entry per expiry millisecond, not one per nonce (clients that sign with
-    ``expiry = now + N s`` share a bucket per second).
+    Layout: ``_used`` key -> {nonce: expiry_ms}; ``_expiry`` an ``ExpiryQueue`` of
+    ``(key, nonce)`` by expiry, so pruning pops one heap entry per expiry millisecond, not
+    one per nonce (clients that sign with ``expiry = now + N s`` share one per second).
     """
 
-    __slots__ = ("max_lifetime_ms", "max_live_per_key", "_used", "_buckets", "_heap", "_count", "_now_ms")
+    __slots__ = ("max_lifetime_ms", "max_live_per_key", "_used", "_expiry", "_now_ms")
 
     def __init__(self, max_lifetime_ms: int = DEFAULT_MAX_LIFETIME_MS,
                  max_live_per_key: int = DEFAULT_MAX_LIVE_PER_KEY) -> None:
@@ -88,9 +88,7 @@ class NonceStore:
         self.max_lifetime_ms = max_lifetime_ms
         self.max_live_per_key = max_live_per_key
         self._used: dict[Hashable, dict[int, int]] = {}
-        self._buckets: dict[int, list[tuple[Hashable, int]]] = {}
-        self._heap: list[int] = []  # distinct expiry_ms of _buckets
-        self._count = 0
+        self._expiry = ExpiryQueue()  # of (key, nonce)
         self._now_ms = -1
 
     def check(self, key: Hashable, nonce: int, expiry_s: int, now_ms: int) -> NonceVerdict:
@@ -135,7 +133,7 @@ class NonceStore:
         change this key's nonces. Pruning first never changes a verdict (``check`` counts
         an expired entry as gone), it only frees memory.
         """
-        if self._heap and self._heap[0] < now_ms or now_ms < self._now_ms:
+        if self._expiry.due(now_ms) or now_ms < self._now_ms:
             self.prune(now_ms)
         else:
             self._now_ms = now_ms
@@ -146,29 +144,21 @@ class NonceStore:
         if used is None:
             used = self._used[key] = {}
         used[nonce] = exp_ms
-        b = self._buckets.get(exp_ms)
-        if b is None:
-            self._buckets[exp_ms] = [(key, nonce)]
-            heapq.heappush(self._heap, exp_ms)
-        else:
-            b.append((key, nonce))
-        self._count += 1
+        self._expiry.push(exp_ms, (key, nonce))
 
     def prune(self, now_ms: int) -> int:
         """Forget every nonce whose message expired strictly before ``now_ms``; return how many."""
         if now_ms < self._now_ms:
             raise ClockWentBackwards(f"now_ms {now_ms} is before {self._now_ms}")
         self._now_ms = now_ms
-        heap, n = self._heap, 0
-        all_used, buckets = self._used, self._buckets
-        while heap and heap[0] < now_ms:
-            for key, nonce in buckets.pop(heapq.heappop(heap)):
-                used = all_used[key]
-                del used[nonce]
-                if not used:
-                    del all_used[key]
-                n += 1
-        self._count -= n
+        n = 0
+        all_used = self._used
+        for key, nonce in self._expiry.pop_due(now_ms):
+            used = all_used[key]
+            del used[nonce]
+            if not used:
+                del all_used[key]
+            n += 1
         return n
 
     def live_count(self, key: Hashable) -> int:
@@ -176,7 +166,7 @@ class NonceStore:
         return len(self._used.get(key, ()))
 
     def __len__(self) -> int:
-        return self._count
+        return len(self._expiry)
 
     def __contains__(self, item: tuple[Hashable, int]) -> bool:
         key, nonce = item

@@ -194,6 +194,7 @@ from aggregator.core.matching import (
     OrderRejected,
     RejectReason,
 )
+from aggregator.core.expiry import ExpiryQueue
 from aggregator.core.merkle import MerkleTree
 from aggregator.core.merkle import verify as merkle_verify
 from aggregator.core.nonces import NonceStore, NonceVerdict
@@ -462,7 +463,7 @@ class Sequencer:
         d.setdefault("_call_cache", {})  # underlying -> (mark, shock px, floor px), see _call_px
         d.setdefault("_ro_dirty", [])  # (account, market) whose position moved this command, see _enforce_reduce_only
         d.setdefault("_batch_dirty", {a: None for a in d.get("_accounts", ())})  # changed since the last batch
-        d.setdefault("_gtd", [])  # heap of (expiry ms, order id) of resting orders (stale ids skipped)
+        d.setdefault("_gtd", ExpiryQueue())  # order ids of resting orders by signed expiry (stale ids skipped)
 
     # ================================================================== the mutator
 
@@ -872,7 +873,7 @@ class Sequencer:
         if remaining and ended is None:
             exp_ms = o.expiry * 1000
             r = RestingOrder(oid, coid, acct, m, side, price, size, remaining, reduce_only, tif, self._now_ms, exp_ms)
-            heapq.heappush(self._gtd, (exp_ms, oid))
+            self._gtd.push(exp_ms, oid)
             self._orders[oid] = r
             acct.orders[oid] = r
             if reduce_only:
@@ -1236,9 +1237,8 @@ class Sequencer:
 
     def _expire_orders(self, now: int, events: list) -> int:
         """Expire every resting order whose signed expiry is before ``now`` (good-til-time)."""
-        heap, orders, n = self._gtd, self._orders, 0
-        while heap and heap[0][0] < now:
-            _, oid = heapq.heappop(heap)
+        orders, n = self._orders, 0
+        for oid in self._gtd.pop_due(now):
             r = orders.get(oid)
             if r is None:  # filled or cancelled since
                 continue
@@ -1256,8 +1256,7 @@ class Sequencer:
         trades after its expiry (the heap may name an order already gone: that only makes
         the Tick come early).
         """
-        heap = self._gtd
-        return heap[0][0] if heap else None
+        return self._gtd.next_due()
 
     def _tick(self, cmd: C.Tick) -> Outcome:
         now = self._now_ms

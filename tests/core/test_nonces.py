@@ -145,3 +145,16 @@ def test_each_signed_message_accepted_at_most_once_despite_pruning(stream):
         live = {(k, n) for k, n, e in accepted if e * 1000 >= now}
         assert all((k, n) in s for k, n in live)
         assert all(s.live_count(k) <= 3 for k in ("a", "b"))
+
+
+def test_expiry_queue_pops_due_items_in_time_then_insertion_order():
+    from aggregator.core.expiry import ExpiryQueue
+
+    q = ExpiryQueue()
+    for due, item in ((30, "c"), (10, "a"), (30, "d"), (10, "b"), (50, "e")):
+        q.push(due, item)
+    assert len(q) == 5 and q.next_due() == 10
+    assert list(q.pop_due(10)) == []  # strictly before now
+    assert list(q.pop_due(31)) == ["a", "b", "c", "d"]
+    assert len(q) == 1 and q.due(51) and not q.due(50)
+    assert list(q.pop_due(10**9)) == ["e"] and q.next_due() is None and len(q) == 0
