@@ -13,11 +13,13 @@ Flow of a signed request (REST or WebSocket, see ``aggregator.api.trading``)
     2. *Sequencing* (synchronous, on the event loop thread, so it is the single writer):
        ``seq = last + 1`` and ``ts_ms = max(last ts, clock())`` (the clock is injected;
        time never goes backwards), ``Sequencer.apply(cmd)`` (the only mutator, pure and
-       deterministic), then ``Journal.append(cmd)``. Every sequenced command is journalled,
-       accepted or rejected, so replay sees exactly the same inputs.
-    3. *Durability, then acknowledgement*: the caller awaits the journal's group commit;
-       only then does it return the ``Outcome`` (the API's 2xx), and only then are the
-       command's events published to subscribers (in ``seq`` order, once per group).
+       deterministic), then ``Journal.append_nowait(cmd)``. Every sequenced command is
+       journalled, accepted or rejected, so replay sees exactly the same inputs.
+    3. *Durability, then acknowledgement*: the caller awaits ``durable(seq)`` (a batch:
+       the seq of its last command). When a group commit is back from the journal's
+       writer thread, the group's commands are published to subscribers (``seq`` order,
+       once per group) and only then do the callers' futures resolve and the
+       outcomes go out (the API's 2xx).
 
 Invariants
     - Nothing acknowledged is lost: an ack is sent only after the command's record is
