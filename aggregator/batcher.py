@@ -1,8 +1,9 @@
 """Settlement batches in the main service: close, store, commit on the hub, hear back.
 
 ``Batcher`` (one per sequencer; it is the only one that submits batches)
-    Every ``interval`` seconds (counted from the end of the previous round: the previous
-    batch's hub receipt, or the look that found nothing to settle), or as soon as
+    Every ``interval`` seconds (counted from the previous close, or from the previous look
+    that found nothing to settle; a hub commit that takes longer delays the next close until
+    its receipt), or as soon as
     ``max_fills`` fills were sequenced since the last batch, or - so that a withdrawal does
     not wait out the interval - as soon as a withdrawal was reserved, but not sooner than
     ``withdrawal_spacing`` seconds after the previous close and only once every chain has
@@ -101,7 +102,7 @@ class Batcher:
         self._fills = 0
         self._withdrawals = 0  # reserved since the last close
         self._last_close = float("-inf")  # time.monotonic() of the last close
-        self._round_end = float("-inf")  # time.monotonic() at the end of the last round
+        self._round_start = float("-inf")  # time.monotonic() at the start of the last round
         self._wake = asyncio.Event()
         self._unsubscribe: Any = None
         self._hub = hub_client.w3.eth.contract(address=hub_client.w3.to_checksum_address(hub_address),
@@ -216,7 +217,7 @@ class Batcher:
         now = time.monotonic()
         if self._fills >= self.max_fills:
             return 0.0
-        due = self.interval - (now - self._round_end)
+        due = self.interval - (now - max(self._last_close, self._round_start))
         if self._withdrawals and self.withdrawal_spacing is not None and self._settled_everywhere():
             due = min(due, self.withdrawal_spacing - (now - self._last_close))
         return max(0.0, due)
@@ -231,6 +232,7 @@ class Batcher:
         """Catch up, then close and submit batches until ``stop``."""
         pending_catch_up = True
         while not stop.is_set():
+            self._round_start = time.monotonic()
             try:
                 if pending_catch_up:
                     await self.catch_up()
@@ -249,7 +251,6 @@ class Batcher:
                 pending_catch_up = True
                 self._withdrawals = 0  # a failed round backs off a whole interval
                 log.exception("batch submission failed; catching up next round")
-            self._round_end = time.monotonic()
             # Sleep until the next close is due; a fill count reached or a withdrawal reserved
             # (the wake event) may bring it forward.
             while not stop.is_set():
