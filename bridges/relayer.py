@@ -382,6 +382,7 @@ class Relayer:
 
     async def _deliver(self, row: RelayMessage) -> str:
         waiting_since: float | None = None
+        renewed = 0.0
         while True:
             try:
                 tx_hash = await self._attempt(row)
@@ -395,11 +396,15 @@ class Relayer:
                 # reason's short backoff; hand the message back to the store after a while.
                 now = time.monotonic()
                 if waiting_since is None:
-                    waiting_since = now
+                    waiting_since = renewed = now
                     if not await asyncio.to_thread(self.store.note, row.id, self.owner, str(e), self.config.lease_s):
                         return "lease-lost"
                 elif now - waiting_since > self.config.recipient_wait_s:
                     return await self._schedule(row, e.reason, str(e))
+                elif now - renewed > self.config.lease_s / 3:
+                    renewed = now
+                    if not await asyncio.to_thread(self.store.renew, row.id, self.owner, self.config.lease_s):
+                        return "lease-lost"
                 self.stats.retries[e.reason.value] = self.stats.retries.get(e.reason.value, 0) + 1
                 await self._activity_on(row.destination, retry_delay(e.reason, 1))
                 continue
