@@ -14,7 +14,9 @@ Flow of a signed request (REST or WebSocket, see ``aggregator.api.trading``)
        ``seq = last + 1`` and ``ts_ms = max(last ts, clock())`` (the clock is injected;
        time never goes backwards), ``Sequencer.apply(cmd)`` (the only mutator, pure and
        deterministic), then ``Journal.append_nowait(cmd)``. Every sequenced command is
-       journalled, accepted or rejected, so replay sees exactly the same inputs.
+       journalled, accepted or rejected, so replay sees exactly the same inputs. If a
+       resting order's signed expiry is before ``ts_ms``, a ``Tick`` is sequenced first
+       (it expires the order: good-til-time), so no order trades after its expiry.
     3. *Durability, then acknowledgement*: the caller awaits ``durable(seq)`` (a batch:
        the seq of its last command). When a group commit is back from the journal's
        writer thread, the group's commands are published to subscribers (``seq`` order,
@@ -1163,6 +1165,7 @@ class SequencerService:
         self.journal = await asyncio.to_thread(Journal.open, self.journal_dir, segment_bytes=self.segment_bytes,
                                                fsync=self.fsync)
         self.sequencer = self.sequencer_factory()
+        self._next_order_expiry = getattr(self.sequencer, "next_order_expiry_ms", lambda: None)
         self.book = BookMirror()
         self._deposits.clear()
         n = 0
@@ -1227,6 +1230,11 @@ class SequencerService:
         seq = j.last_seq + 1
         now = self.clock_ms()
         ts = now if now > self._last_ts else self._last_ts
+        if make is not C.Tick:
+            due = self._next_order_expiry()
+            if due is not None and ts > due:  # good-til-time: expire what is due before anything trades
+                self.sequence_nowait(C.Tick)
+                seq = j.last_seq + 1
         cmd = make(seq, ts, *args)
         try:
             outcome = self.sequencer.apply(cmd)
