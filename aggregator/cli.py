@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -67,11 +68,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from aggregator.db import make_engine
     from aggregator.service import Service
 
+    if args.verify_processes < 0:
+        raise CliError(f"--verify-processes must be >= 0, got {args.verify_processes}")
     settings = _settings(args)
     dep = devnet.load_deployment(Path(args.state_dir))
     engine = make_engine(args.db or database_url())
     journal = Path(args.journal) if args.journal else Path(args.state_dir) / "journal"
-    svc = Service(settings, dep, engine, host=args.host, port=args.port, journal_dir=journal)
+    svc = Service(settings, dep, engine, host=args.host, port=args.port, journal_dir=journal,
+                  verify_processes=args.verify_processes)
     asyncio.run(svc.run_forever())
     return 0
 
@@ -201,6 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--db", help="database URL (default $OMNICLEAR_DB_URL or SQLite in .devnet/)")
     sv.add_argument("--host", default="127.0.0.1")
     sv.add_argument("--port", type=int, default=8080)
+    sv.add_argument("--verify-processes", type=int, default=os.cpu_count() or 1,
+                    help="signature-recovery worker processes (default: cores; 0: threads in the service)")
     sv.set_defaults(func=cmd_serve)
 
     dm = sub.add_parser("demo", help="end-to-end scenario on a fresh local devnet")

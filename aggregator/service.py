@@ -68,6 +68,7 @@ class Service:
     batch_interval: float = 2.0  # seconds between settlement batches (0: no batcher)
     batch_max_fills: int = 1_000  # ... or as soon as this many fills wait
     batch_withdrawal_spacing: float | None = 0.25  # ... or this long after the last close once a withdrawal waits
+    verify_processes: int = 0  # signature recovery in this many worker processes (0: threads in this process)
     ledger: Ledger = field(init=False)
     watchers: list[EventWatcher] = field(default_factory=list, init=False)
     _clients: list[ChainClient] = field(default_factory=list, init=False)
@@ -98,9 +99,11 @@ class Service:
         cfg = default_sequencer_config(hub.chain_id, settlement_chains=chains)
         assert self.journal_dir is not None
         return SequencerService(default_sequencer_factory(cfg), domain, str(self.journal_dir),
-                                tick_interval_s=self.tick_interval or None)
+                                tick_interval_s=self.tick_interval or None, verify_processes=self.verify_processes)
 
     async def start(self) -> None:
+        if self.oracle:
+            import oracles.store  # noqa: F401 - registers the oracle tables, so init_db creates them too
         await asyncio.to_thread(init_db, self.engine)
         if self.journal_dir is not None:
             self.sequencer = self._make_sequencer()

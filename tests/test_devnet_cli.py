@@ -114,3 +114,7 @@ def test_demo_reconciles_every_chain_and_writes_report(tmp_path):
     feeds = {f["feed"]: f for f in body["feeds"]}
     assert {"ETH-USD", "BTC-USD", "SPY-USD", "XAU-USD", "EUR-USD", "TBILL-NAV"} <= set(feeds)
     assert feeds["ETH-USD"]["status"] == "ok" and float(feeds["ETH-USD"]["price"]) > 0
+
+
+def test_serve_with_negative_verify_processes_fails_in_one_line(tmp_path):
+    assert_one_line_error(run("serve", "--verify-processes", "-1", "--state-dir", str(tmp_path)), "--verify-processes")
