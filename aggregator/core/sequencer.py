@@ -460,7 +460,7 @@ class Sequencer:
         d.setdefault("_last_batch", None)
         d.setdefault("_chain_batch", {})  # chain -> last batch its vault applied
         d.setdefault("_cumulative", Netting())
-        d.setdefault("_call_cache", {})  # underlying -> (mark, shock px, floor px), see _call_px
+        d.setdefault("_call_cache", {})  # underlying -> (mark, shock px, floor px), see _short_unit
         d.setdefault("_ro_dirty", [])  # (account, market) whose position moved this command, see _enforce_reduce_only
         d.setdefault("_batch_dirty", {a: None for a in d.get("_accounts", ())})  # changed since the last batch
         d.setdefault("_gtd", ExpiryQueue())  # order ids of resting orders by signed expiry (stale ids skipped)
@@ -639,14 +639,7 @@ class Sequencer:
         r = -(-buy_value // m.scale) if buy_value else 0
         short = sell_qty - size
         if short > 0:
-            if m.is_call:
-                shock_px, floor_px = self._call_px(m)
-                unit = shock_px - m.strike
-                if unit < floor_px:
-                    unit = floor_px
-            else:
-                unit = m.strike
-            r += -(-unit * short // m.scale)
+            r += -(-self._short_unit(m) * short // m.scale)
         return r
 
     def _initial(self, acct: Account) -> int:
@@ -670,22 +663,18 @@ class Sequencer:
                     s = -s
                 total += -(-s * mark[m.underlying] * m.mm_bps // (m.scale * BPS))
             elif s < 0:
-                if m.is_call:
-                    shock_px, floor_px = self._call_px(m)
-                    unit = shock_px - m.strike
-                    if unit < floor_px:
-                        unit = floor_px
-                else:
-                    unit = m.strike
-                total += -(-unit * -s // m.scale)
+                total += -(-self._short_unit(m) * -s // m.scale)
         return total
 
-    def _call_px(self, m: Market) -> tuple[int, int]:
-        """Return the mark-dependent parts of ``short_option_unit`` for a call on ``m``'s underlying.
+    def _short_unit(self, m: Market) -> int:
+        """Return ``risk.short_option_unit`` of option ``m`` at the current mark (collateral per whole underlying).
 
-        ``(ceil(mark * (1 + shock)), ceil(mark * floor))``: the unit is ``max(shock_px -
-        strike, floor_px)``. Cached per (underlying, mark), shared by every strike.
+        A put needs its strike. For a call, the mark-dependent parts ``(ceil(mark * (1 +
+        shock)), ceil(mark * floor))`` are cached per (underlying, mark) and shared by every
+        strike: the unit is ``max(shock_px - strike, floor_px)``.
         """
+        if not m.is_call:
+            return m.strike
         und = m.underlying
         mark = self._mark[und]
         c = self._call_cache.get(und)
@@ -693,7 +682,8 @@ class Sequencer:
             p = m.risk
             c = self._call_cache[und] = (mark, -(-mark * (BPS + p.call_shock_bps) // BPS),
                                          -(-mark * p.call_floor_bps // BPS))
-        return c[1], c[2]
+        unit = c[1] - m.strike
+        return unit if unit > c[2] else c[2]
 
     def _check_margin(self, acct: Account, m: Market, side: int, price: int, size: int,
                       removed: RestingOrder | None = None) -> None:

@@ -144,6 +144,16 @@ class Harness:
         return 0
 
 
+def funded(*accounts: str, amount: int = 100_000 * USDC) -> Harness:
+    """A ticked harness with ETH at 3000 and ``amount`` deposited for each account."""
+    h = Harness()
+    h.tick()
+    h.price("ETH-USD", 3000)
+    for a in accounts:
+        h.deposit(a, amount)
+    return h
+
+
 # ------------------------------------------------------------------ state fingerprints
 
 _VOLATILE = ("_now_ms", "_seq", "_last_order_id", "_canon", "_delta", "_external", "_call_cache")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aggregator.core.events import TradeSettled
 from aggregator.core.matching import ExpireReason, OrderExpired
-from tests.sequencer.helpers import ALICE, BOB, USDC, Harness
+from tests.sequencer.helpers import ALICE, BOB, USDC, Harness, funded
 
 PERP = "ETH-PERP"
 BUY, SELL = 1, 2
@@ -12,12 +12,7 @@ IOC = 2
 
 
 def market() -> Harness:
-    h = Harness()
-    h.tick()
-    h.price("ETH-USD", 3000)
-    h.deposit(ALICE, 100_000 * USDC)
-    h.deposit(BOB, 100_000 * USDC)
-    return h
+    return funded(ALICE, BOB)
 
 
 def test_resting_order_expires_on_first_tick_after_its_signed_expiry_reserve_released():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from aggregator.core.events import InstrumentExpired, OptionSettled
-from tests.sequencer.helpers import ALICE, BOB, CAROL, FEE, INS, T0, USDC, Harness
+from tests.sequencer.helpers import ALICE, BOB, CAROL, FEE, INS, T0, USDC, Harness, funded
 
 OPT = "ETH-2JAN26-3000-C"
 OTM_CALL = "ETH-2JAN26-5000-C"
@@ -21,12 +21,7 @@ def ceil_div(a: int, b: int) -> int:
 
 
 def market() -> Harness:
-    h = Harness()
-    h.tick()
-    h.price("ETH-USD", 3000)
-    h.deposit(ALICE, 100_000 * USDC)
-    h.deposit(BOB, 100_000 * USDC)
-    return h
+    return funded(ALICE, BOB)
 
 
 def test_buyer_pays_premium_to_seller_at_fill_with_fees():
@@ -149,3 +144,15 @@ def test_expired_option_waits_for_first_price_then_settles_with_fallback():
     assert set(btc) <= set(out.result["settled"])
     settled = [e for e in out.events if isinstance(e, OptionSettled) and e.instrument in btc]
     assert settled and all(e.fallback and e.settlement_price == 95_000 * USDC for e in settled)
+
+
+def test_cached_short_call_unit_equals_the_risk_formula_at_every_mark():
+    from aggregator.core.risk import short_option_unit
+
+    h = market()
+    m = h.seq._markets[OPT]
+    for usd in (1500, 2999.99, 3000, 3000.01, 6000.5, 12000):
+        h.price("ETH-USD", usd)
+        mark = h.seq._mark["ETH"]
+        assert h.seq._short_unit(m) == short_option_unit(True, m.strike, mark, m.risk)
+        assert h.seq._short_unit(h.seq._markets[PUT]) == h.seq._markets[PUT].strike
