@@ -63,6 +63,7 @@ __all__ = [
     "SettlementChain",
     "Payout",
     "Leg",
+    "buffer_swaps",
     "ChainBatch",
     "Netting",
     "Batch",
@@ -153,9 +154,10 @@ class Netting:
 
     gross: int = 0
     bridged: int = 0
+    buffered: int = 0  # served from the liquidity account's balance on the receiving chain instead
 
     def __add__(self, other: Netting) -> Netting:
-        return Netting(self.gross + other.gross, self.bridged + other.bridged)
+        return Netting(self.gross + other.gross, self.bridged + other.bridged, self.buffered + other.buffered)
 
     @property
     def efficiency_bps(self) -> int:
@@ -170,7 +172,8 @@ class Netting:
         return 1.0 if not self.gross else 1 - self.bridged / self.gross
 
     def to_dict(self) -> dict:
-        return {"gross": self.gross, "bridged": self.bridged, "efficiency_bps": self.efficiency_bps}
+        return {"gross": self.gross, "bridged": self.bridged, "buffered": self.buffered,
+                "efficiency_bps": self.efficiency_bps}
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,10 +292,37 @@ def match_legs(nets: Mapping[int, int]) -> tuple[Leg, ...]:
     return tuple(legs)
 
 
+def buffer_swaps(nets: Mapping[int, int], liquidity: Mapping[int, int]) -> list[tuple[int, int, int]]:
+    """Return ``(receiving chain, sending chain, amount)`` swaps served by a liquidity account.
+
+    A chain with ``net > 0`` must receive that much; a chain with ``net < 0`` sends it.
+    Instead of a bridge leg, the liquidity account gives up ``amount`` of its balance on
+    the receiving chain and gets it back on the sending one: both nets move toward zero,
+    no vault holds less than its balances. Greedy and deterministic: receivers and
+    senders by size (ties by chain id), never more than the account holds on a chain.
+    """
+    senders = [[c, n] for c, n in _by_size((c, -n) for c, n in nets.items() if n < 0)]
+    held = {c: max(v, 0) for c, v in liquidity.items()}
+    out: list[tuple[int, int, int]] = []
+    for r, need in _by_size((c, n) for c, n in nets.items() if n > 0):
+        for s in senders:
+            avail = held.get(r, 0)
+            if not need or not avail:
+                break
+            x = min(need, avail, s[1])
+            if x:
+                out.append((r, s[0], x))
+                held[r] = avail - x
+                s[1] -= x
+                need -= x
+    return out
+
+
 def build_batch(*, number: int, seq: int, ts_ms: int, chains: Sequence[int],
                 balances: Mapping[str, Mapping[int, int]], settled: Mapping[tuple[str, int], int],
                 payouts: Sequence[Payout], gross: int, cumulative: Netting, state_root: bytes,
-                journal_hash: bytes = ZERO_HASH, known: Container[str] | None = None) -> BatchPlan:
+                journal_hash: bytes = ZERO_HASH, known: Container[str] | None = None,
+                liquidity: tuple[str, Mapping[int, int]] | None = None) -> BatchPlan:
     """Build batch ``number`` from the ledger ``balances`` (account -> chain -> balance) and the
     projected on-chain view ``settled`` ((account, chain) -> balance), paying ``payouts``.
 
@@ -304,8 +334,16 @@ def build_batch(*, number: int, seq: int, ts_ms: int, chains: Sequence[int],
     ``known`` is every account of the ledger (default: the keys of ``balances``); given
     it, ``balances`` may hold only the accounts whose balances changed since the previous
     batch: an unchanged account equals its projected balances, so it has no delta.
+
+    ``liquidity`` is ``(account, its ledger balances)`` of a liquidity account (see
+    ``buffer_swaps``): where a chain must receive tokens and the account holds a balance
+    there, that balance is handed over and the account is credited on a sending chain
+    instead, so no bridge leg (and no wait for a mint) is needed; ``netting.buffered``
+    counts it. Every vault stays solvent: the swaps move only settled balances.
     """
     chain_set = frozenset(chains)
+    if liquidity is not None and liquidity[0] not in balances:
+        balances = {**balances, liquidity[0]: liquidity[1]}
     paid: dict[tuple[str, int], int] = {}
     for w in payouts:
         if w.chain_id not in chain_set:
@@ -334,6 +372,26 @@ def build_batch(*, number: int, seq: int, ts_ms: int, chains: Sequence[int],
             if c not in chain_set:
                 raise ValueError(f"account {addr} has a balance change on chain {c}, not a settlement chain")
             deltas[c].append((addr, d))
+    buffered = 0
+    if liquidity is not None:
+        laddr = liquidity[0]
+        nets = {c: sum(a for _, a in deltas[c]) for c in chain_set}
+        lbal = dict(targets.get(laddr) or balances[laddr])
+        swaps = buffer_swaps(nets, lbal)
+        if swaps:
+            for r, snd, x in swaps:
+                lbal[r] -= x
+                lbal[snd] = lbal.get(snd, 0) + x
+                buffered += x
+            targets[laddr] = lbal
+            for c in chain_set:  # the liquidity account's deltas, recomputed from its new balances
+                k = (laddr, c)
+                d = lbal.get(c, 0) - settled.get(k, 0) + paid.get(k, 0)
+                rest = [(a, v) for a, v in deltas[c] if a != laddr]
+                if d:
+                    rest.append((laddr, d))
+                    rest.sort()
+                deltas[c] = rest
     if known is None:
         known = balances
     for k in settled:
@@ -359,6 +417,6 @@ def build_batch(*, number: int, seq: int, ts_ms: int, chains: Sequence[int],
             raise BatchImbalance(f"batch {number}: chain {c} deltas {part.net} do not match its legs")
         parts.append(part)
     bridged = sum(g.amount for g in legs)
-    netting = Netting(gross + moved, bridged)
+    netting = Netting(gross + moved, bridged, buffered)
     batch = Batch(number, seq, ts_ms, state_root, journal_hash, tuple(parts), legs, netting, cumulative + netting)
     return BatchPlan(batch, targets)

@@ -322,6 +322,9 @@ class SequencerConfig:
     fills_kept: int = 200
     # chains with a vault (``SettlementChain`` or a bare chain id: 6-decimal token, not checked)
     settlement_chains: tuple = ()
+    # an account (an operator's or LPs') whose balances batches may move between chains instead
+    # of bridging (``core.batch.buffer_swaps``); None: every cross-chain net is bridged
+    liquidity_account: str | None = None
 
     def __post_init__(self) -> None:
         chains = tuple(c if isinstance(c, SettlementChain) else SettlementChain(c) for c in self.settlement_chains)
@@ -332,6 +335,8 @@ class SequencerConfig:
         object.__setattr__(self, "settlement_chains", tuple(sorted(chains, key=lambda c: c.chain_id)))
         object.__setattr__(self, "fee_account", eip712.to_checksum_address(self.fee_account))
         object.__setattr__(self, "insurance_account", eip712.to_checksum_address(self.insurance_account))
+        if self.liquidity_account is not None:
+            object.__setattr__(self, "liquidity_account", eip712.to_checksum_address(self.liquidity_account))
         if self.fee_account == self.insurance_account:
             raise ValueError("fee and insurance accounts must differ")
         for n in ("maker_fee_bps", "taker_fee_bps", "funding_clamp_bps", "liquidation_penalty_bps"):
@@ -1480,10 +1485,17 @@ class Sequencer:
         try:
             return build_batch(number=self._batch_number + 1, seq=seq, ts_ms=ts_ms, chains=self._chain_ids(),
                                balances={a: accounts[a].balances for a in dirty}, known=accounts,
+                               liquidity=self._liquidity(),
                                settled=self._projected, payouts=payouts, gross=self._gross,
                                cumulative=self._cumulative, state_root=self.state_root(), journal_hash=journal_hash)
         except ValueError as e:
             raise _Reject(RejectCode.UNKNOWN_CHAIN, str(e)) from None
+
+    def _liquidity(self) -> tuple[str, dict[int, int]] | None:
+        """Return (account, balances) of the configured liquidity account once it holds anything."""
+        la = getattr(self._cfg, "liquidity_account", None)
+        acct = self._accounts.get(la) if la is not None else None
+        return None if acct is None else (la, acct.balances)
 
     def _fail_halted(self) -> list:
         """Fail every reserved withdrawal to a halted chain: credit it back; return the events."""

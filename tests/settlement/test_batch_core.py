@@ -43,7 +43,8 @@ def _full_scan(w: World):  # noqa: ANN202
                for r in (s._withdrawals[i] for i in s._reserved)]
     b = build_batch(number=0, seq=0, ts_ms=0, chains=s.settlement_chains(),
                     balances={a: acct.balances for a, acct in s._accounts.items()}, settled=s._projected,
-                    payouts=payouts, gross=s._gross, cumulative=s._cumulative, state_root=bytes(32)).batch
+                    payouts=payouts, gross=s._gross, cumulative=s._cumulative, state_root=bytes(32),
+                    liquidity=s._liquidity()).batch
     return b.chains, b.legs, b.netting
 
 
@@ -278,9 +279,12 @@ _op = st.one_of(
 )
 
 
-def _run(ops) -> World:  # noqa: ANN001
-    w = World()
+def _run(ops, liquidity: bool = False) -> World:  # noqa: ANN001
+    w = World(liquidity_account=LP) if liquidity else World()
     w.deposit(INS, 1_000_000 * USD, HUB)  # the insurance fund absorbs liquidated positions
+    if liquidity:
+        for c in CHAINS:
+            w.deposit(LP, 300 * USD, c)
     px = 2000 * USD
     w.price(2000)
     for op in ops:
@@ -322,9 +326,9 @@ def _run(ops) -> World:  # noqa: ANN001
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(_op, max_size=60))
-def test_random_multichain_workload_batches_conserve_and_replay_identically(ops):
-    w = _run(ops)
+@given(st.lists(_op, max_size=60), st.booleans())
+def test_random_multichain_workload_batches_conserve_and_replay_identically(ops, liquidity):
+    w = _run(ops, liquidity)
     seq2, batches = replay(w.cfg, w.log)
     assert batches == w.batches
     assert seq2.state_root() == w.seq.state_root()
@@ -383,3 +387,48 @@ def test_netting_deposits_and_withdrawals_on_different_chains_bridged_below_20pc
               "per batch: " + ", ".join(f"{b.netting.bridged / b.netting.gross:.1%}" for b in w.batches))
     assert 0 < cum.bridged <= cum.gross
     assert cum.bridged * 5 <= cum.gross
+
+
+# ---------------------------------------------------------------- liquidity buffer
+
+LP = addr(0x1A1A)
+
+
+def test_withdrawal_to_another_chain_is_served_by_the_liquidity_account_without_a_leg():
+    w = World(liquidity_account=LP)
+    w.deposit(LP, 10_000 * USD, ARB)
+    w.deposit(LP, 10_000 * USD, HUB)
+    w.deposit(ALICE, 1_000 * USD, HUB)
+    w.close()
+    w.relay()
+    out = w.withdraw(ALICE, 500 * USD, ARB)  # Alice never deposited on ARB
+    b = w.close()
+    assert b.legs == () and b.netting.bridged == 0 and b.netting.buffered == 500 * USD
+    assert w.seq.account(LP)["balances"] == {str(HUB): 10_500 * USD, str(ARB): 9_500 * USD}
+    w.relay()
+    w.assert_chains_agree()  # every vault holds exactly its balances: no mint was needed
+    assert w.seq.withdrawal(out.result["withdrawal_id"])["status"] == "paid"
+    assert w.seq.account(LP)["total_collateral"] == 20_000 * USD
+
+
+def test_liquidity_short_on_the_destination_bridges_the_rest():
+    w = World(liquidity_account=LP)
+    w.deposit(LP, 200 * USD, ARB)
+    w.deposit(ALICE, 1_000 * USD, HUB)
+    w.close()
+    w.relay()
+    w.withdraw(ALICE, 500 * USD, ARB)
+    b = w.close()
+    assert b.netting.buffered == 200 * USD and b.legs == (Leg(HUB, ARB, 300 * USD),)
+    w.relay()
+    w.assert_chains_agree()
+    assert w.seq.account(LP)["balances"].get(str(ARB), 0) == 0
+
+
+def test_buffer_swaps_never_take_more_than_held_or_needed():
+    from aggregator.core.batch import buffer_swaps
+
+    nets = {1: -700, 2: 500, 3: 300, 4: -100}
+    swaps = buffer_swaps(nets, {2: 1_000, 3: 50, 1: 10**9})
+    assert swaps == [(2, 1, 500), (3, 1, 50)]
+    assert buffer_swaps(nets, {}) == [] and buffer_swaps({1: 0}, {1: 5}) == []
