@@ -63,6 +63,17 @@ def cmd_devnet_down(args: argparse.Namespace) -> int:
     return 0
 
 
+def _address(value: str | None) -> str | None:
+    if value is None:
+        return None
+    from aggregator import eip712
+
+    try:
+        return eip712.to_checksum_address(value)
+    except eip712.MessageError as e:
+        raise CliError(f"not an address: {value[:60]!r} ({e})") from None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from aggregator import devnet
     from aggregator.db import make_engine
@@ -75,7 +86,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     engine = make_engine(args.db or database_url())
     journal = Path(args.journal) if args.journal else Path(args.state_dir) / "journal"
     svc = Service(settings, dep, engine, host=args.host, port=args.port, journal_dir=journal,
-                  verify_processes=args.verify_processes)
+                  verify_processes=args.verify_processes, liquidity_account=_address(args.liquidity_account))
     asyncio.run(svc.run_forever())
     return 0
 
@@ -207,6 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--port", type=int, default=8080)
     sv.add_argument("--verify-processes", type=int, default=os.cpu_count() or 1,
                     help="signature-recovery worker processes (default: cores; 0: threads in the service)")
+    sv.add_argument("--liquidity-account", metavar="ADDRESS",
+                    help="an account whose deposits batches may move between chains instead of bridging")
     sv.set_defaults(func=cmd_serve)
 
     dm = sub.add_parser("demo", help="end-to-end scenario on a fresh local devnet")

@@ -69,6 +69,7 @@ class Service:
     batch_max_fills: int = 1_000  # ... or as soon as this many fills wait
     batch_withdrawal_spacing: float | None = 0.25  # ... or this long after the last close once a withdrawal waits
     verify_processes: int = 0  # signature recovery in this many worker processes (0: threads in this process)
+    liquidity_account: str | None = None  # batches serve cross-chain flows from its balances before bridging
     ledger: Ledger = field(init=False)
     watchers: list[EventWatcher] = field(default_factory=list, init=False)
     _clients: list[ChainClient] = field(default_factory=list, init=False)
@@ -96,7 +97,7 @@ class Service:
             raise ValueError("the sequencer counts in 1e-6 USDC: [ledger] decimals must be 6 to trade")
         domain = eip712.Domain(hub.chain_id, hub.settlement_hub or hub.vault)
         chains = tuple(SettlementChain(c.chain_id, c.token, c.token_decimals) for c in self.deployment.chains)
-        cfg = default_sequencer_config(hub.chain_id, settlement_chains=chains)
+        cfg = default_sequencer_config(hub.chain_id, settlement_chains=chains, liquidity_account=self.liquidity_account)
         assert self.journal_dir is not None
         return SequencerService(default_sequencer_factory(cfg), domain, str(self.journal_dir),
                                 tick_interval_s=self.tick_interval or None, verify_processes=self.verify_processes)

@@ -12,7 +12,11 @@ Floor (as the issue defines it) = batch interval + confirmations x block time on
 and on the destination. A withdrawal whose chain must first receive tokens through the
 bridge also waits for the sending chain's confirmations (printed as "bridge floor").
 
-    .venv/bin/python bench/bench_withdrawal_latency.py [--traders 24] [--batch-interval 1.0]
+    .venv/bin/python bench/bench_withdrawal_latency.py [--traders 24] [--batch-interval 1.0] [--liquidity 0]
+
+``--liquidity N`` runs the service with a liquidity account that deposited N USDC on every
+chain (``SequencerConfig.liquidity_account``): a batch then serves a chain's net inflow from
+that account's balance there instead of bridging, so fewer withdrawals wait for a mint.
 """
 
 from __future__ import annotations
@@ -192,15 +196,18 @@ async def loop_lag(lags: list[float], stop: asyncio.Event) -> None:
         lags.append(time.monotonic() - t - 0.01)
 
 
-async def main(traders: int, batch_interval: float, pace: float, seed: int, trace: bool = False) -> None:
+async def main(traders: int, batch_interval: float, pace: float, seed: int, trace: bool = False,
+               liquidity: int = 0) -> None:
     rng = random.Random(seed)
     settings = load_settings()
     settings = settings.with_ports({c.name: free_port() for c in settings.chains})
     work = Path(tempfile.mkdtemp(prefix="omniclear-wlat-"))
     dep, procs = await asyncio.to_thread(devnet.up, settings, work, detach=False)
     engine = make_engine(f"sqlite:///{work / 'bench.db'}")
+    lp = Account.create() if liquidity else None
     svc = Service(settings, dep, engine, port=free_port(), oracle=False, journal_dir=work / "journal",
-                  tick_interval=0, batch_interval=batch_interval, poll_interval=0.02)
+                  tick_interval=0, batch_interval=batch_interval, poll_interval=0.02,
+                  liquidity_account=lp.address if lp else None)
     stop = asyncio.Event()
     relayer = None
     tasks: list[asyncio.Task] = []
@@ -225,9 +232,16 @@ async def main(traders: int, batch_interval: float, pace: float, seed: int, trac
             w3 = devnet.web3_for(home.rpc_url)
             await asyncio.to_thread(fund_gas, w3, acct.address)
             await asyncio.to_thread(deposit, w3, home, acct.key.to_0x_hex(), 1_000 * 10**home.token_decimals)
+        if lp is not None:
+            for c in dep.chains:
+                w3 = devnet.web3_for(c.rpc_url)
+                await asyncio.to_thread(fund_gas, w3, lp.address)
+                await asyncio.to_thread(deposit, w3, c, lp.key.to_0x_hex(), liquidity * 10**c.token_decimals)
         seq = svc.sequencer.sequencer
         deadline = time.monotonic() + 60
-        while any((seq.account(a.address) or {}).get("total_collateral", 0) < 1_000 * 10**6 for a, _, _ in plan):
+        while any((seq.account(a.address) or {}).get("total_collateral", 0) < 1_000 * 10**6 for a, _, _ in plan) or (
+                lp is not None and (seq.account(lp.address) or {}).get("total_collateral", 0)
+                < liquidity * 10**6 * len(dep.chains)):
             if time.monotonic() > deadline:
                 raise TimeoutError("deposits not credited")
             await asyncio.sleep(0.05)
@@ -276,8 +290,9 @@ async def main(traders: int, batch_interval: float, pace: float, seed: int, trac
                   f"p99 {pct(lags, 99) * 1000:.1f} ms, max {max(lags) * 1000:.0f} ms, "
                   f"late by {sum(lags):.1f} s in total over {time.time() - t_start:.1f} s")
         net = seq.netting()
-        print(f"netting over the run: gross {net['gross']:,} bridged {net['bridged']:,} (1e-6 USDC), "
-              f"efficiency {net['efficiency_bps'] / 100:.2f}% over {net['batches']} batches")
+        print(f"netting over the run: gross {net['gross']:,} bridged {net['bridged']:,} served from the liquidity "
+              f"account {net.get('buffered', 0):,} (1e-6 USDC), efficiency {net['efficiency_bps'] / 100:.2f}% "
+              f"over {net['batches']} batches" + (f"; liquidity {liquidity:,} USDC per chain" if liquidity else ""))
     finally:
         if watcher is not None:
             watch_stop.set()
@@ -303,5 +318,7 @@ if __name__ == "__main__":
     ap.add_argument("--pace", type=float, default=0.25, help="mean seconds between withdrawal requests")
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--trace", action="store_true", help="also print every batch and relayed message on a timeline")
+    ap.add_argument("--liquidity", type=int, default=0,
+                    help="USDC a liquidity account deposits on every chain (0: none, every net is bridged)")
     a = ap.parse_args()
-    asyncio.run(main(a.traders, a.batch_interval, a.pace, a.seed, a.trace))
+    asyncio.run(main(a.traders, a.batch_interval, a.pace, a.seed, a.trace, a.liquidity))

@@ -76,14 +76,17 @@ async def _until(pred, timeout: float, what: str) -> None:
         await asyncio.sleep(0.1)
 
 
-async def test_deposit_on_a_profit_from_b_withdraw_all_on_c_keeps_every_vault_solvent_and_reconciled():
+@pytest.mark.parametrize("liquidity", [False, True], ids=["bridged", "liquidity-account"])
+async def test_deposit_on_a_profit_from_b_withdraw_all_on_c_keeps_every_vault_solvent_and_reconciled(liquidity):
+    """With a liquidity account holding 30k on C, C's inflow is served from it: no bridge leg."""
     work = Path(tempfile.mkdtemp(prefix="omniclear-e2e-"))
     settings = load_settings()
     settings = settings.with_ports({c.name: free_port() for c in settings.chains})
     dep, procs = await asyncio.to_thread(devnet.up, settings, work, detach=False)
     engine = make_engine(f"sqlite:///{work / 'db.sqlite'}")
+    lp = Account.create() if liquidity else None
     svc = Service(settings, dep, engine, port=free_port(), oracle=False, journal_dir=work / "journal",
-                  tick_interval=0, batch_interval=0.5)
+                  tick_interval=0, batch_interval=0.5, liquidity_account=lp.address if lp else None)
     relayer = None
     stop = asyncio.Event()
     task = None
@@ -96,17 +99,19 @@ async def test_deposit_on_a_profit_from_b_withdraw_all_on_c_keeps_every_vault_so
         chain_a, chain_b, chain_c = dep.chain("ethereum"), dep.chain("arbitrum"), dep.chain("bnb")
         alice, bob = Account.create(), Account.create()
         w3 = {c.chain_id: devnet.web3_for(c.rpc_url) for c in dep.chains}
-        for who, c in ((alice, chain_a), (bob, chain_b)):
+        funded = [(alice, chain_a, 10_000), (bob, chain_b, 10_000)] + ([(lp, chain_c, 30_000)] if lp else [])
+        for who, c, usd in funded:
             await asyncio.to_thread(fund_gas, w3[c.chain_id], who.address)
-            await asyncio.to_thread(deposit, w3[c.chain_id], c, who.key.to_0x_hex(), 10_000 * USDC)
+            await asyncio.to_thread(deposit, w3[c.chain_id], c, who.key.to_0x_hex(),
+                                    usd * 10**c.token_decimals)
 
         async with aiohttp.ClientSession() as session:
             d = (await (await session.get(svc.url + "/v1/eip712")).json())["domain"]
             api = Api(session, svc.url, eip712.Domain(int(d["chainId"]), d["verifyingContract"]))
 
             async def credited() -> bool:
-                views = [await api.get(f"/v1/accounts/{a.address}/margin") for a in (alice, bob)]
-                return all(int(v.get("total_collateral") or 0) == 10_000 * USDC for v in views)
+                views = [await api.get(f"/v1/accounts/{a.address}/margin") for a, _, _ in funded]
+                return all(int(v.get("total_collateral") or 0) == usd * USDC for v, (_, _, usd) in zip(views, funded))
 
             await _until(credited, 60, "deposits not credited")
             now = int(time.time())
@@ -147,16 +152,25 @@ async def test_deposit_on_a_profit_from_b_withdraw_all_on_c_keeps_every_vault_so
             await _until(all_applied, 60, "batches not applied everywhere")
             report = await api.get("/v1/batches")
             assert report["batches"] and all(b["tx_hash"] for b in report["batches"])
-            assert 0 < report["netting"]["bridged"] <= report["netting"]["gross"]
+            net = report["netting"]
+            if lp is None:
+                assert 0 < net["bridged"] <= net["gross"] and net["buffered"] == 0
+            else:  # C's inflow came out of the liquidity account's balance on C
+                assert net["bridged"] == 0 and net["buffered"] >= everything
 
         seq = svc.sequencer.sequencer
         assert seq.total_balance() == seq.deposited - seq.withdrawn
         assert seq.account(alice.address)["total_collateral"] == 0
+        if lp is not None:  # its total never changes: only which chain holds it
+            lp_view = seq.account(lp.address)
+            assert lp_view["total_collateral"] == 30_000 * USDC
+            assert int(lp_view["balances"][str(chain_c.chain_id)]) == 30_000 * USDC - everything
         for r in await svc.reconciler.check_all():
             assert r.ok, r.to_json()
             assert r.vault_holdings >= r.vault_settled  # solvent
             assert r.vault_holdings == r.vault_settled + r.in_flight
-        # Bob's loss left chain B, Alice's payout arrived on chain C through the token bridge.
+        # Bob's loss left chain B; Alice's payout arrived on chain C through the token bridge
+        # (or out of the liquidity account's balance there).
         vault_b = contract(w3[chain_b.chain_id], "CollateralVault", chain_b.vault)
         assert await asyncio.to_thread(vault_b.functions.balanceOf(bob.address, chain_b.token).call) < 10_000 * USDC
         delivered = [m for m in store.list("delivered")]
