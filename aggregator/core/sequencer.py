@@ -209,7 +209,7 @@ from aggregator.core.risk import (
     perp_maintenance,
     round_to_tick,
 )
-from aggregator.core.withdrawals import BATCHED, FAILED, PAID, WithdrawalRecord, pull_to
+from aggregator.core.withdrawals import BATCHED, FAILED, PAID, RESERVED, WithdrawalRecord, pull_to
 
 __all__ = [
     "RejectCode",
@@ -1493,7 +1493,7 @@ class Sequencer:
 
     def _liquidity(self) -> tuple[str, dict[int, int]] | None:
         """Return (account, balances) of the configured liquidity account once it holds anything."""
-        la = getattr(self._cfg, "liquidity_account", None)
+        la = self._cfg.liquidity_account
         acct = self._accounts.get(la) if la is not None else None
         return None if acct is None else (la, acct.balances)
 
@@ -1579,7 +1579,7 @@ class Sequencer:
             self._external -= e.amount
             self._withdrawn += e.amount
             r = self._withdrawals[e.withdrawal_id]
-            r.status, r.reason = "reserved", ""
+            r.status, r.reason = RESERVED, ""
         self._reserved = reserved
 
     def _close_batch(self, cmd: C.CloseBatch) -> Outcome:

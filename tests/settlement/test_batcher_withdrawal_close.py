@@ -18,8 +18,7 @@ from aggregator.db import make_engine
 from aggregator.service import Service
 from aggregator.traders import deposit, fund_gas
 from bridges.anvil import free_port
-from bridges.relay_store import RelayStore
-from bridges.relayer import build_relayer, close_relayer
+from tests.settlement.live import service_with_relayer
 
 pytestmark = [pytest.mark.chain, pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -43,64 +42,50 @@ async def test_withdrawal_closes_a_batch_early_only_after_the_previous_one_is_ap
     engine = make_engine(f"sqlite:///{work / 'test.db'}")
     svc = Service(settings, dep, engine, port=free_port(), oracle=False, journal_dir=work / "journal",
                   tick_interval=0, batch_interval=INTERVAL, poll_interval=0.05, batch_withdrawal_spacing=0.25)
-    stop = asyncio.Event()
-    relayer = None
-    task = None
     try:
-        await svc.start()
-        store = RelayStore(engine)
-        store.create_tables()
-        relayer = build_relayer(dep, store)
-        task = asyncio.create_task(relayer.run(stop))
-        hub = dep.hub
-        dest = next(c for c in dep.chains if not c.hub)
-        traders = [Account.create() for _ in range(2)]
-        w3 = devnet.web3_for(hub.rpc_url)
-        for a in traders:
-            await asyncio.to_thread(fund_gas, w3, a.address)
-            await asyncio.to_thread(deposit, w3, hub, a.key.to_0x_hex(), 1_000 * 10**hub.token_decimals)
-        seq = svc.sequencer.sequencer
-        await _until(lambda: all((seq.account(a.address) or {}).get("total_collateral", 0) >= 1_000 * 10**6
-                                 for a in traders), 60, "deposits credited")
-        assert seq.last_batch() is None  # the interval has not passed: nothing closed yet
+        async with service_with_relayer(svc, dep, engine):
+            hub = dep.hub
+            dest = next(c for c in dep.chains if not c.hub)
+            traders = [Account.create() for _ in range(2)]
+            w3 = devnet.web3_for(hub.rpc_url)
+            for a in traders:
+                await asyncio.to_thread(fund_gas, w3, a.address)
+                await asyncio.to_thread(deposit, w3, hub, a.key.to_0x_hex(), 1_000 * 10**hub.token_decimals)
+            seq = svc.sequencer.sequencer
+            await _until(lambda: all((seq.account(a.address) or {}).get("total_collateral", 0) >= 1_000 * 10**6
+                                     for a in traders), 60, "deposits credited")
+            assert seq.last_batch() is None  # the interval has not passed: nothing closed yet
 
-        async def withdraw(http: aiohttp.ClientSession, acct) -> str:
-            msg = eip712.Withdrawal(acct.address, dest.token, 100 * 10**dest.token_decimals, dest.chain_id,
-                                    acct.address, int(time.time() * 1000), int(time.time()) + 600)
-            body = {"withdrawal": eip712.message_to_dict(msg),
-                    "signature": "0x" + eip712.sign(bytes(acct.key), svc.sequencer.domain, msg).hex()}
-            async with http.post(f"{svc.url}/v1/withdrawals", json=body) as r:
-                out = await r.json()
-                assert r.status == 200, out
-            return out["result"]["withdrawal_id"]
+            async def withdraw(http: aiohttp.ClientSession, acct) -> str:
+                msg = eip712.Withdrawal(acct.address, dest.token, 100 * 10**dest.token_decimals, dest.chain_id,
+                                        acct.address, int(time.time() * 1000), int(time.time()) + 600)
+                body = {"withdrawal": eip712.message_to_dict(msg),
+                        "signature": "0x" + eip712.sign(bytes(acct.key), svc.sequencer.domain, msg).hex()}
+                async with http.post(f"{svc.url}/v1/withdrawals", json=body) as r:
+                    out = await r.json()
+                    assert r.status == 200, out
+                return out["result"]["withdrawal_id"]
 
-        def status(wid: str) -> str:
-            return seq.withdrawal(wid)["status"]
+            def status(wid: str) -> str:
+                return seq.withdrawal(wid)["status"]
 
-        async with aiohttp.ClientSession() as http:
-            first = await withdraw(http, traders[0])
-            took = await _until(lambda: status(first) != "reserved", 5, "first withdrawal batched")
-            assert took < 2.0 and seq.last_batch().number == 1
-            # Batch 1 is on its way (not applied everywhere yet): the next withdrawal waits for it.
-            second = await withdraw(http, traders[1])
-            domains = seq.batch(1).domains
-            start = time.monotonic()
-            while any(seq.last_settled_batch(c) < 1 for c in domains):
-                assert status(second) == "reserved", "closed while batch 1 was still on its way"
-                assert time.monotonic() - start < 60, "batch 1 applied on every chain"
-                await asyncio.sleep(0.02)
-            assert time.monotonic() - start > 0.5  # it did wait (hub confirmations at the least)
-            # ... and goes out right after it, long before the interval.
-            await _until(lambda: status(second) != "reserved", 5, "second withdrawal batched")
-            assert seq.last_batch().number == 2
-            await _until(lambda: status(first) == "paid" and status(second) == "paid", 60, "both paid")
+            async with aiohttp.ClientSession() as http:
+                first = await withdraw(http, traders[0])
+                took = await _until(lambda: status(first) != "reserved", 5, "first withdrawal batched")
+                assert took < 2.0 and seq.last_batch().number == 1
+                # Batch 1 is on its way (not applied everywhere yet): the next withdrawal waits for it.
+                second = await withdraw(http, traders[1])
+                domains = seq.batch(1).domains
+                start = time.monotonic()
+                while any(seq.last_settled_batch(c) < 1 for c in domains):
+                    assert status(second) == "reserved", "closed while batch 1 was still on its way"
+                    assert time.monotonic() - start < 60, "batch 1 applied on every chain"
+                    await asyncio.sleep(0.02)
+                assert time.monotonic() - start > 0.5  # it did wait (hub confirmations at the least)
+                # ... and goes out right after it, long before the interval.
+                await _until(lambda: status(second) != "reserved", 5, "second withdrawal batched")
+                assert seq.last_batch().number == 2
+                await _until(lambda: status(first) == "paid" and status(second) == "paid", 60, "both paid")
     finally:
-        stop.set()
-        if task is not None:
-            await asyncio.gather(task, return_exceptions=True)
-        if relayer is not None:
-            await close_relayer(relayer)
-        await svc.stop()
-        engine.dispose()
         for p in procs:
             p.stop()
