@@ -129,7 +129,7 @@ class Account:
     """A unified cross-margin account: balances per chain, exposures, resting orders."""
 
     __slots__ = ("address", "balances", "total", "primary_chain", "exposures", "orders", "sessions", "fills",
-                 "liquidations", "ro_orders")
+                 "liquidations", "ro_orders", "mm_cap", "mm_sens")
 
     def __init__(self, address: str, primary_chain: int, fills_kept: int) -> None:
         self.address = address
@@ -142,6 +142,10 @@ class Account:
         self.fills: deque = deque(maxlen=fills_kept)
         self.liquidations = 0
         self.ro_orders = 0  # resting reduce-only orders (the sequencer re-checks them when a position moves)
+        # the liquidation sweep's cache (see Sequencer._sweep): the exact maintenance requirement when
+        # last computed (None: positions changed since) and, per underlying, how fast it can grow
+        self.mm_cap: int | None = None
+        self.mm_sens: tuple = ()
 
     def exposure(self, market: Market) -> Exposure:
         """Return (creating if needed) the exposure in ``market``."""

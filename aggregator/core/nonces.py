@@ -133,11 +133,17 @@ class NonceStore:
         change this key's nonces. Pruning first never changes a verdict (``check`` counts
         an expired entry as gone), it only frees memory.
         """
-        if self._expiry.due(now_ms) or now_ms < self._now_ms:
+        heap = self._expiry._heap  # ExpiryQueue.due and _add inlined: this runs once per accepted order
+        if (heap and heap[0] < now_ms) or now_ms < self._now_ms:
             self.prune(now_ms)
         else:
             self._now_ms = now_ms
-        self._add(key, nonce, expiry_s * 1000)
+        exp_ms = expiry_s * 1000
+        used = self._used.get(key)
+        if used is None:
+            used = self._used[key] = {}
+        used[nonce] = exp_ms
+        self._expiry.push(exp_ms, (key, nonce))
 
     def _add(self, key: Hashable, nonce: int, exp_ms: int) -> None:
         used = self._used.get(key)

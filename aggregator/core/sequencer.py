@@ -269,6 +269,7 @@ _NONCE_CODES = {
     NonceVerdict.NONCE_OUT_OF_RANGE: RejectCode.NONCE_WINDOW,
     NonceVerdict.EXPIRY_OUT_OF_RANGE: RejectCode.NONCE_WINDOW,
 }
+_NONCE_OK = NonceVerdict.ACCEPTED
 _BOOK_CODES = {
     RejectReason.POST_ONLY_WOULD_TAKE: RejectCode.POST_ONLY_WOULD_CROSS,
     RejectReason.DUPLICATE_CLIENT_ORDER_ID: RejectCode.DUPLICATE_CLIENT_ORDER_ID,
@@ -469,6 +470,7 @@ class Sequencer:
         d.setdefault("_ro_dirty", [])  # (account, market) whose position moved this command, see _enforce_reduce_only
         d.setdefault("_batch_dirty", {a: None for a in d.get("_accounts", ())})  # changed since the last batch
         d.setdefault("_gtd", ExpiryQueue())  # order ids of resting orders by signed expiry (stale ids skipped)
+        d.setdefault("_drift", {})  # underlying -> sum of |mark change| so far, see _sweep
 
     # ================================================================== the mutator
 
@@ -766,7 +768,9 @@ class Sequencer:
         if signer != addr:
             self._auth(addr, signer)
         nkey = (addr, signer)
-        self._nonce_check(nkey, o.nonce, o.expiry)
+        v = self._nonces.check(nkey, o.nonce, o.expiry, self._now_ms)  # _nonce_check inlined
+        if v is not _NONCE_OK:
+            raise _Reject(_NONCE_CODES[v], f"nonce {o.nonce} expiry {o.expiry}: {v.value}")
         m = self._markets.get(o.instrument)
         if m is None or not m.active:
             raise _Reject(RejectCode.UNKNOWN_INSTRUMENT, f"instrument {o.instrument!r} is not listed or not active")
@@ -843,17 +847,19 @@ class Sequencer:
         if tif == _FOK and len(events) == 2 and type(events[1]) is OrderExpired:
             raise _Reject(RejectCode.FOK_NOT_FILLABLE, f"FOK size {size} cannot fill at {price}")
         # ------------------------------------------------ accepted: effects from here on
-        self._nonce_use(nkey, o.nonce, o.expiry)
+        self._nonces.record(nkey, o.nonce, o.expiry, self._now_ms)
         assert acct is not None
         out_events: list = list(events)
         fills: list = []
         filled = 0
         ended = None
-        fee_total = 0
+        fee_total = tcash = fees = 0
         for e in events:
             t = type(e)
             if t is OrderFilled:
-                tf = self._fill(e, m, acct, out_events)
+                tf, tc, fs = self._fill(e, m, acct, out_events)
+                tcash += tc
+                fees += fs
                 filled += e.size
                 fee_total += tf
                 fills.append({"price": e.price, "size": e.size, "fee": tf, "maker_order_id": e.maker_order_id})
@@ -864,6 +870,8 @@ class Sequencer:
                     self._drop(e.order_id)
             elif t is OrderExpired:
                 ended = "expired"
+        if fills:
+            self._book_taker(acct, tcash, fees)
         remaining = size - filled
         if remaining and ended is None:
             exp_ms = o.expiry * 1000
@@ -931,8 +939,13 @@ class Sequencer:
                                                  e.remaining, CancelReason.REDUCE_ONLY))
                 self._drop(r.order_id)
 
-    def _fill(self, e: OrderFilled, m: Market, taker: Account, out_events: list) -> int:
-        """Settle one fill: reserves, cash, fees, positions. Return the taker fee."""
+    def _fill(self, e: OrderFilled, m: Market, taker: Account, out_events: list) -> tuple[int, int, int]:
+        """Settle one fill: reserves, the maker's cash and fee, positions.
+
+        Return ``(taker fee, taker's cash move, fee account's move)``: the caller books the
+        last two once per command (``_book_taker``), not once per fill; nothing in between
+        reads those two balances, so the sums are the same.
+        """
         mk = self._orders[e.maker_order_id]
         maker = mk.account
         q = e.size
@@ -963,33 +976,55 @@ class Sequencer:
         else:
             cash = -notional
         tcash = cash if buyer is taker else -cash  # one move per party: the same sums as five
-        move = self._move
-        move(taker, tcash - tfee)
-        move(maker, -tcash - mfee)
-        move(self._fee, mfee + tfee)
-        bex = buyer.exposure(m)
+        amt = -tcash - mfee  # the maker's move (_move inlined)
+        if amt:
+            c = maker.primary_chain
+            maker.balances[c] += amt  # the primary chain's entry exists from creation
+            maker.total += amt
+            self._delta += amt
+            sn = self._step_net
+            sn[c] = sn.get(c, 0) + amt
+            self._touched.add(maker)
+            self._batch_dirty[maker.address] = None
+        name = m.name
+        bex = buyer.exposures.get(name)
+        if bex is None:
+            bex = buyer.exposures[name] = Exposure(m)
         bex.trade(q, p)
-        sex = seller.exposure(m)
+        sex = seller.exposures.get(name)
+        if sex is None:
+            sex = seller.exposures[name] = Exposure(m)
         sex.trade(-q, p)
+        buyer.mm_cap = seller.mm_cap = None  # positions moved: see _sweep
         if buyer.ro_orders or seller.ro_orders:
             self._ro_dirty.append((buyer, m))
             self._ro_dirty.append((seller, m))
         holders = m.holders
-        for a, ex in ((buyer, bex), (seller, sex)):
-            if ex.size:
-                holders[a] = ex
-            else:
-                holders.pop(a, None)
-                if ex.empty():
-                    del a.exposures[m.name]
+        if bex.size:
+            holders[buyer] = bex
+        else:
+            holders.pop(buyer, None)
+            if not (bex.buy_qty or bex.sell_qty):
+                del buyer.exposures[name]
+        if sex.size:
+            holders[seller] = sex
+        else:
+            holders.pop(seller, None)
+            if not (sex.buy_qty or sex.sell_qty):
+                del seller.exposures[name]
         m.last_price = p
-        rec = (self._seq, self._now_ms, m.name, p, q, e.taker_side, e.maker_order_id, e.taker_order_id)
+        rec = (self._seq, self._now_ms, name, p, q, e.taker_side, e.maker_order_id, e.taker_order_id)
         m.trades.append(rec)
         maker.fills.append(rec + (False, mfee))
         taker.fills.append(rec + (True, tfee))
-        out_events.append(TradeSettled(m.name, e.maker_order_id, e.taker_order_id, maker.address, taker.address,
+        out_events.append(TradeSettled(name, e.maker_order_id, e.taker_order_id, maker.address, taker.address,
                                        e.taker_side, p, q, mfee, tfee, cash, -cash))
-        return tfee
+        return tfee, tcash - tfee, mfee + tfee
+
+    def _book_taker(self, taker: Account, cash: int, fees: int) -> None:
+        """Book what ``_fill`` left to the caller: the taker's cash and the fee account's fees."""
+        self._move(taker, cash)
+        self._move(self._fee, fees)
 
     def _find_order(self, addr: str, m: Market, order_id: int, coid: int) -> RestingOrder:
         if order_id:
@@ -1095,10 +1130,13 @@ class Sequencer:
         r.price, r.size, r.remaining = first.price, first.size, first.remaining
         ended = False
         fills = []
+        tcash = fees = 0
         for e in events[1:]:
             t = type(e)
             if t is OrderFilled:
-                tf = self._fill(e, m, acct, out_events)
+                tf, tc, fs = self._fill(e, m, acct, out_events)
+                tcash += tc
+                fees += fs
                 r.remaining = e.taker_remaining
                 fills.append({"price": e.price, "size": e.size, "fee": tf, "maker_order_id": e.maker_order_id})
             elif t is OrderCancelled:
@@ -1106,6 +1144,8 @@ class Sequencer:
                     ended = True
                 else:
                     self._drop(e.order_id)
+        if fills:
+            self._book_taker(acct, tcash, fees)
         if r.remaining and not ended:
             self._reserve(r)
             status = "open" if r.size == r.remaining else "partially_filled"
@@ -1154,13 +1194,26 @@ class Sequencer:
         self._mark_ts[und] = self._now_ms
         n = 0
         liquidated = 0
+        if old is not None and new != old:
+            self._drift[und] = self._drift.get(und, 0) + abs(new - old)
         if perp is not None and perp.holders:
             if old is not None and new != old:
                 d = new - old
                 sc = perp.scale
-                move = self._move
+                # _move inlined: one variation move per holder is most of a price update
+                delta = 0
+                sn, touched, dirty = self._step_net, self._touched, self._batch_dirty
                 for acct, ex in perp.holders.items():
-                    move(acct, ex.size * d // sc)
+                    amt = ex.size * d // sc
+                    if amt:
+                        c = acct.primary_chain
+                        acct.balances[c] += amt  # the primary chain's entry exists from creation
+                        acct.total += amt
+                        delta += amt
+                        sn[c] = sn.get(c, 0) + amt
+                        touched.add(acct)
+                        dirty[acct.address] = None
+                self._delta += delta
                 n = len(perp.holders)
             events.append(MarkUpdated(und, q, new, cmd.status, n))
             liquidated = self._sweep(list(perp.holders), events)
@@ -1177,17 +1230,68 @@ class Sequencer:
     # ------------------------------------------------------------------ liquidation
 
     def _sweep(self, accounts: list[Account], events: list) -> int:
+        """Liquidate every account of ``accounts`` with a perp position whose equity is below maintenance.
+
+        Most accounts are far from maintenance, so the exact requirement (a walk over every
+        exposure) is not recomputed for each on every price: ``Account.mm_cap`` keeps the
+        exact requirement from the last walk, valid while the account's positions are
+        unchanged (every trade, liquidation and settlement resets it to None), and
+        ``mm_sens`` how fast it can grow per underlying. The requirement is Lipschitz in the
+        mark: a perp's ``ceil(|s| * M * mm_bps / (scale * BPS))`` moves by at most
+        ``|s| * |dM| * mm_bps / (scale * BPS) + 1``, a short call's ``ceil(unit * q / scale)``
+        (unit = ``max(ceil(M * (BPS + shock) / BPS) - K, ceil(M * floor / BPS))``) by at most
+        ``q * |dM| * (BPS + shock) / (BPS * scale) + q / scale + 2``, a short put's not at all.
+        With ``_drift[u]`` the sum of every ``|dM|`` of ``u`` so far (so at least the distance
+        between the mark then and now), ``mm_cap`` plus those bounds is an upper bound of the
+        requirement now: equity at or above it is safe without the walk. Otherwise the walk
+        decides, exactly as before, and refreshes the cache. Same liquidations, same order.
+        """
         n = 0
         ins = self._insurance
         fee_acct = self._fee
+        drift = self._drift
         for acct in accounts:
             if acct is ins or acct is fee_acct:
                 continue
-            if acct.total < self._maintenance(acct) and any(
+            cap = acct.mm_cap
+            if cap is not None:
+                for und, d0, sens, den, slack in acct.mm_sens:
+                    dd = drift.get(und, 0) - d0
+                    if dd:
+                        cap += -(-sens * dd // den) + slack
+                if acct.total >= cap:
+                    continue
+            if acct.total < self._mm_refresh(acct) and any(
                     ex.size and ex.market.is_perp for ex in acct.exposures.values()):
                 self._liquidate(acct, events)
                 n += 1
         return n
+
+    def _mm_refresh(self, acct: Account) -> int:
+        """Return ``_maintenance(acct)``, caching it with its growth bounds for ``_sweep``."""
+        mm = self._maintenance(acct)
+        per: dict[str, list[int]] = {}
+        for ex in acct.exposures.values():
+            s = ex.size
+            m = ex.market
+            if m.is_perp:
+                if not s:
+                    continue
+                k, slack = (s if s > 0 else -s) * m.mm_bps, 1
+            elif s < 0 and m.is_call:
+                k, slack = -s * (BPS + m.risk.call_shock_bps), -(s // m.scale) + 2  # ceil(q / scale) + 2
+            else:
+                continue
+            v = per.get(m.underlying)
+            if v is None:
+                per[m.underlying] = [k, slack, m.scale * BPS]
+            else:
+                v[0] += k
+                v[1] += slack
+        drift = self._drift
+        acct.mm_sens = tuple((u, drift.get(u, 0), k, den, slack) for u, (k, slack, den) in per.items())
+        acct.mm_cap = mm
+        return mm
 
     def _liquidate(self, acct: Account, events: list) -> None:
         events.extend(self._cancel_account_orders(acct, None))
@@ -1203,6 +1307,7 @@ class Sequencer:
             ex.trade(-s, mark)
             iex = ins.exposure(m)
             iex.trade(s, mark)
+            acct.mm_cap = ins.mm_cap = None
             m.holders.pop(acct, None)
             if iex.size:
                 m.holders[ins] = iex
@@ -1345,6 +1450,7 @@ class Sequencer:
                 self._move(acct, -amt)
                 paid += amt
             ex.trade(-s, intrinsic)
+            acct.mm_cap = None
             if ex.empty():
                 del acct.exposures[m.name]
         m.holders.clear()
