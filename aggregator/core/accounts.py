@@ -145,7 +145,7 @@ class Account:
         # the liquidation sweep's cache (see Sequencer._sweep): the exact maintenance requirement when
         # last computed (None: positions changed since) and, per underlying, how fast it can grow
         self.mm_cap: int | None = None
-        self.mm_sens: tuple = ()
+        self.mm_sens: list = []  # [underlying, drift then, growth numerator, denominator, slack]
 
     def exposure(self, market: Market) -> Exposure:
         """Return (creating if needed) the exposure in ``market``."""

@@ -650,10 +650,30 @@ class Sequencer:
         return r
 
     def _initial(self, acct: Account) -> int:
+        """Initial requirement of the whole account: ``_req`` of every exposure (inlined: the hot path)."""
         total = 0
-        req = self._req
+        mark = self._mark
         for ex in acct.exposures.values():
-            total += req(ex.market, ex.size, ex.buy_qty, ex.sell_qty, ex.buy_value)
+            m = ex.market
+            size = ex.size
+            if m.is_perp:
+                q = size + ex.buy_qty
+                if q < 0:
+                    q = -q
+                q2 = size - ex.sell_qty
+                if q2 < 0:
+                    q2 = -q2
+                if q2 > q:
+                    q = q2
+                if q:
+                    total += -(-q * mark[m.underlying] * m.im_bps // (m.scale * BPS))
+                continue
+            bv = ex.buy_value
+            if bv:
+                total += -(-bv // m.scale)
+            short = ex.sell_qty - size
+            if short > 0:
+                total += -(-self._short_unit(m) * short // m.scale)
         return total
 
     def _maintenance(self, acct: Account) -> int:
@@ -990,12 +1010,17 @@ class Sequencer:
         bex = buyer.exposures.get(name)
         if bex is None:
             bex = buyer.exposures[name] = Exposure(m)
+        before = bex.size
         bex.trade(q, p)
+        if buyer.mm_cap is not None and (before < 0 or m.is_perp):  # see _sweep
+            self._mm_grow(buyer, m, before, bex.size)
         sex = seller.exposures.get(name)
         if sex is None:
             sex = seller.exposures[name] = Exposure(m)
+        before = sex.size
         sex.trade(-q, p)
-        buyer.mm_cap = seller.mm_cap = None  # positions moved: see _sweep
+        if seller.mm_cap is not None:
+            self._mm_grow(seller, m, before, sex.size)
         if buyer.ro_orders or seller.ro_orders:
             self._ro_dirty.append((buyer, m))
             self._ro_dirty.append((seller, m))
@@ -1234,9 +1259,9 @@ class Sequencer:
 
         Most accounts are far from maintenance, so the exact requirement (a walk over every
         exposure) is not recomputed for each on every price: ``Account.mm_cap`` keeps the
-        exact requirement from the last walk, valid while the account's positions are
-        unchanged (every trade, liquidation and settlement resets it to None), and
-        ``mm_sens`` how fast it can grow per underlying. The requirement is Lipschitz in the
+        exact requirement from the last walk (None: not walked yet, or a liquidation or
+        settlement changed its positions since; a fill that grows a position adds to it,
+        see ``_mm_grow``), and ``mm_sens`` how fast it can grow per underlying. The requirement is Lipschitz in the
         mark: a perp's ``ceil(|s| * M * mm_bps / (scale * BPS))`` moves by at most
         ``|s| * |dM| * mm_bps / (scale * BPS) + 1``, a short call's ``ceil(unit * q / scale)``
         (unit = ``max(ceil(M * (BPS + shock) / BPS) - K, ceil(M * floor / BPS))``) by at most
@@ -1267,6 +1292,39 @@ class Sequencer:
                 n += 1
         return n
 
+    def _mm_grow(self, acct: Account, m: Market, before: int, after: int) -> None:
+        """Keep ``acct``'s cached bound (``_sweep``) an upper bound after its position in ``m`` went ``before`` -> ``after``.
+
+        A position that grew adds at most its own requirement at the mark now, plus one for
+        rounding, to the cap, and its growth rate to ``mm_sens``: the added part is then
+        bounded by both its value now and its drift since the cap was taken, an over-estimate
+        and so safe. A position that shrank leaves the bound as it was (also an over-estimate);
+        the next exact walk, when equity falls below the bound, tightens it.
+        """
+        if m.is_perp:
+            grow = (after if after > 0 else -after) - (before if before > 0 else -before)
+            if grow <= 0:
+                return
+            add = -(-grow * self._mark[m.underlying] * m.mm_bps // (m.scale * BPS)) + 1
+            k, slack = grow * m.mm_bps, 1
+        else:
+            grow = (-after if after < 0 else 0) - (-before if before < 0 else 0)
+            if grow <= 0:
+                return
+            add = -(-self._short_unit(m) * grow // m.scale) + 1
+            if not m.is_call:
+                acct.mm_cap += add
+                return
+            k, slack = grow * (BPS + m.risk.call_shock_bps), -(-grow // m.scale) + 2
+        acct.mm_cap += add
+        und = m.underlying
+        for e in acct.mm_sens:
+            if e[0] == und:
+                e[2] += k
+                e[4] += slack
+                return
+        acct.mm_sens.append([und, self._drift.get(und, 0), k, m.scale * BPS, slack])
+
     def _mm_refresh(self, acct: Account) -> int:
         """Return ``_maintenance(acct)``, caching it with its growth bounds for ``_sweep``."""
         mm = self._maintenance(acct)
@@ -1289,7 +1347,7 @@ class Sequencer:
                 v[0] += k
                 v[1] += slack
         drift = self._drift
-        acct.mm_sens = tuple((u, drift.get(u, 0), k, den, slack) for u, (k, slack, den) in per.items())
+        acct.mm_sens = [[u, drift.get(u, 0), k, den, slack] for u, (k, slack, den) in per.items()]
         acct.mm_cap = mm
         return mm
 

@@ -61,7 +61,7 @@ def test_cached_bound_is_never_below_maintenance_and_sweeps_miss_nobody(seed: in
 
 
 def test_bound_grows_with_mark_moves_and_resets_on_trade() -> None:
-    """A cached account whose mark moved is judged by the bound; a fill drops the cache."""
+    """A cached account whose mark moved is judged by the bound; a fill that grows the position raises it."""
     h = Harness(config())
     h.price("ETH-USD", 3_000)
     h.deposit(ALICE, 100_000 * USDC)
@@ -70,12 +70,17 @@ def test_bound_grows_with_mark_moves_and_resets_on_trade() -> None:
     assert h.place(ALICE, "ETH-PERP", 1, 3_000 * USDC, 1000).result["filled"] == 1000
     seq = h.seq
     alice = seq._accounts[ALICE]
-    assert alice.mm_cap is None  # the fill reset it
+    assert alice.mm_cap is None  # not walked yet
     h.price("ETH-USD", 3_010)  # the sweep walks Alice once and caches the exact requirement
     assert alice.mm_cap == seq._maintenance(alice)
     h.price("ETH-USD", 3_200)  # far from maintenance: judged by the bound, no walk
     b = bound(seq, alice)
     assert b is not None and b >= seq._maintenance(alice) > alice.mm_cap
+    cap = alice.mm_cap
     assert h.place(BOB, "ETH-PERP", 2, 3_200 * USDC, 1000).accepted
-    assert h.place(ALICE, "ETH-PERP", 1, 3_200 * USDC, 1000).result["filled"] == 1000
-    assert alice.mm_cap is None
+    assert h.place(ALICE, "ETH-PERP", 1, 3_200 * USDC, 1000).result["filled"] == 1000  # long 2 ETH now
+    assert alice.mm_cap > cap and bound(seq, alice) >= seq._maintenance(alice)
+    cap = alice.mm_cap
+    assert h.place(BOB, "ETH-PERP", 1, 3_200 * USDC, 500).accepted
+    assert h.place(ALICE, "ETH-PERP", 2, 3_200 * USDC, 500).result["filled"] == 500  # shrinking keeps the cap
+    assert alice.mm_cap == cap and bound(seq, alice) >= seq._maintenance(alice)
