@@ -1226,8 +1226,12 @@ class Sequencer:
                 d = new - old
                 sc = perp.scale
                 # _move inlined: one variation move per holder is most of a price update
+                # and _sweep's bound test too, while the account is in cache: only the accounts
+                # that fail it (suspects, in holder order) are swept after every move is made
                 delta = 0
                 sn, touched, dirty = self._step_net, self._touched, self._batch_dirty
+                drift = self._drift
+                suspects = []
                 for acct, ex in perp.holders.items():
                     amt = ex.size * d // sc
                     if amt:
@@ -1238,10 +1242,21 @@ class Sequencer:
                         sn[c] = sn.get(c, 0) + amt
                         touched.add(acct)
                         dirty[acct.address] = None
+                    cap = acct.mm_cap
+                    if cap is not None:
+                        for u, d0, sens, den, slack in acct.mm_sens:
+                            dd = drift.get(u, 0) - d0
+                            if dd:
+                                cap += -(-sens * dd // den) + slack
+                        if acct.total >= cap:
+                            continue
+                    suspects.append(acct)
                 self._delta += delta
                 n = len(perp.holders)
+            else:
+                suspects = list(perp.holders)
             events.append(MarkUpdated(und, q, new, cmd.status, n))
-            liquidated = self._sweep(list(perp.holders), events)
+            liquidated = self._sweep(suspects, events)
         else:
             events.append(MarkUpdated(und, q, new, cmd.status, 0))
         return Outcome(cmd.seq, True, None, "", tuple(events),
