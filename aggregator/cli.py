@@ -248,10 +248,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from aggregator.devnet import DevnetError
+    from aggregator.journal import JournalError  # e.g. JournalVersionMismatch, JournalCorrupt at startup
 
     try:
         return int(args.func(args) or 0)
-    except (CliError, ConfigError, DevnetError) as e:
+    except (CliError, ConfigError, DevnetError, JournalError) as e:
         print(f"aggregator: error: {e}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:

@@ -2,15 +2,34 @@
 
 Layout
     A journal is a directory of segment files ``<first seq, 20 digits>.seg``. A segment
-    starts with the 8-byte magic ``OMNJRNL1`` and then holds records back to back::
+    starts with a 12-byte header and then holds records back to back::
 
-        u32 little-endian  payload length (> 0)
-        u32 little-endian  crc32(payload)
-        payload            aggregator.core.commands.encode(cmd)  (msgpack)
+        header:  8 bytes  magic ``OMNJRNL2``
+                 u32 little-endian  rules version (``aggregator.core.version.RULES_VERSION``)
+        record:  u32 little-endian  payload length (> 0)
+                 u32 little-endian  crc32(payload)
+                 payload            aggregator.core.commands.encode(cmd)  (msgpack)
 
     Sequence numbers are contiguous: record *i+1* carries ``seq`` one more than record
     *i*, across segments. A new segment is started (named by the first ``seq`` it will
     hold) once the current one passes ``segment_bytes``; the old one is fsynced before.
+
+Rules version
+    A journal holds inputs; the state is what the core's rules make of them, so a journal
+    replays only under the rules it was written with. Every segment header records the
+    rules version of the build that created it (a new journal gets the running build's).
+    ``Journal.open`` reads the header of every segment before touching anything and
+    raises ``JournalVersionMismatch`` (nothing on disk changed) if one differs from the
+    running build's ``RULES_VERSION``; segments of the older format (magic ``OMNJRNL1``,
+    no version) count as "version unknown" and are refused the same way. A journal thus
+    opens only if all its segments agree with the build, and every later segment is
+    written by that build, so one journal cannot mix versions; a segment copied in from
+    elsewhere is caught at open (or by ``replay``).
+    The version lives in each segment header rather than in a metadata file beside them:
+    a segment is self-describing wherever it is copied, there is no second file whose
+    loss or disagreement with the data would need its own recovery rules, and the header
+    is already written (and its torn writes repaired) where a segment is created. The
+    check costs one 12-byte read per segment at open.
 
 Durability (group commit)
     ``append(cmd)`` encodes the command, puts the bytes in the pending buffer in call order
@@ -57,13 +76,18 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from aggregator.core import commands as _commands
+from aggregator.core import version as _version
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Journal", "JournalError", "JournalCorrupt", "MAGIC", "HEADER", "read_segment"]
+__all__ = ["Journal", "JournalError", "JournalCorrupt", "JournalVersionMismatch", "MAGIC", "MAGIC_V1",
+           "SEGMENT_HEADER", "HEADER", "UNKNOWN_VERSION", "read_segment"]
 
-MAGIC = b"OMNJRNL1"
-HEADER = struct.Struct("<II")
+MAGIC = b"OMNJRNL2"
+MAGIC_V1 = b"OMNJRNL1"  # segments from before the rules version: refused
+SEGMENT_HEADER = struct.Struct("<8sI")  # magic, rules version
+UNKNOWN_VERSION = 0  # the version of an OMNJRNL1 segment (RULES_VERSION starts at 1)
+HEADER = struct.Struct("<II")  # record header: length, crc32
 _HEADER_PACK = HEADER.pack
 MAX_RECORD = 16 << 20
 DEFAULT_SEGMENT_BYTES = 64 << 20
@@ -78,6 +102,26 @@ class JournalCorrupt(JournalError):
     """A sealed segment holds a bad record, or sequence numbers are not contiguous."""
 
 
+class JournalVersionMismatch(JournalError):
+    """The journal was written under other core rules than this build's ``RULES_VERSION``."""
+
+    def __init__(self, where: str, found: int, expected: int) -> None:
+        self.where, self.found, self.expected = where, found, expected
+        written = ("an unknown core rules version (OMNJRNL1 format, from before rules versions)"
+                   if found == UNKNOWN_VERSION else f"core rules version {found}")
+        super().__init__(f"journal {where} was written under {written}, but this build replays rules version "
+                         f"{expected}: replay it with the release that wrote it, or start a new journal directory")
+
+
+def _header_version(head: bytes) -> int | None:
+    """The rules version in a segment's first bytes (``UNKNOWN_VERSION`` for OMNJRNL1); None if torn or bad."""
+    if head[: len(MAGIC_V1)] == MAGIC_V1:
+        return UNKNOWN_VERSION
+    if len(head) >= SEGMENT_HEADER.size and head[: len(MAGIC)] == MAGIC:
+        return SEGMENT_HEADER.unpack_from(head)[1]
+    return None
+
+
 def _segment_name(first_seq: int) -> str:
     return f"{first_seq:020d}{_SUFFIX}"
 
@@ -86,18 +130,22 @@ def _segments(directory: Path) -> list[Path]:
     return sorted(p for p in directory.iterdir() if p.name.endswith(_SUFFIX) and p.name[:-len(_SUFFIX)].isdigit())
 
 
-def read_segment(path: Path) -> tuple[list[bytes], int, str | None]:
+def read_segment(path: Path, rules_version: int | None = None) -> tuple[list[bytes], int, str | None]:
     """Return ``(payloads, good_length, problem)`` of one segment file.
 
-    ``good_length`` is the byte offset just after the last good record; ``problem``
-    describes why reading stopped before the end of the file (``None`` if it did not).
+    ``good_length`` is the byte offset just after the last good record (0 if the header
+    is torn or bad); ``problem`` describes why reading stopped before the end of the file
+    (``None`` if it did not). A header with another rules version than ``rules_version``
+    (default: the running build's) raises ``JournalVersionMismatch``.
     """
     data = path.read_bytes()
-    if len(data) < len(MAGIC):
-        return [], 0, "short or missing segment header" if data else None
-    if data[: len(MAGIC)] != MAGIC:
-        return [], 0, "bad segment magic"
-    pos, end, out = len(MAGIC), len(data), []
+    version = _header_version(data[: SEGMENT_HEADER.size])
+    if version is None:
+        return [], 0, "short or missing segment header" if len(data) < SEGMENT_HEADER.size else "bad segment magic"
+    expected = _version.RULES_VERSION if rules_version is None else rules_version
+    if version != expected:
+        raise JournalVersionMismatch(f"{path.parent} (segment {path.name})", version, expected)
+    pos, end, out = SEGMENT_HEADER.size, len(data), []
     hs = HEADER.size
     while pos < end:
         if end - pos < hs:
@@ -128,6 +176,7 @@ class Journal:
 
     def __init__(self, directory: Path, segment_bytes: int, fsync: bool) -> None:
         self.directory = directory
+        self.rules_version = _version.RULES_VERSION  # written into every segment header, required of every read
         self.segment_bytes = segment_bytes
         self.fsync = fsync
         self.last_seq = 0  # last seq handed to append (durable or pending)
@@ -154,29 +203,50 @@ class Journal:
     @classmethod
     def open(cls, directory: str | os.PathLike, *, segment_bytes: int = DEFAULT_SEGMENT_BYTES,
              fsync: bool = True) -> Journal:
-        """Open (creating if needed) the journal in ``directory`` and repair a torn tail."""
+        """Open (creating if needed) the journal in ``directory`` and repair a torn tail.
+
+        Raises ``JournalVersionMismatch``, before anything on disk changes, if a segment
+        was written under another rules version than this build's.
+        """
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
         j = cls(d, segment_bytes, fsync)
         j._recover()
         return j
 
+    def _check_versions(self, segs: list[Path]) -> None:
+        """Refuse a journal with a segment of another rules version (reads only the headers)."""
+        for i, p in enumerate(segs):
+            with open(p, "rb") as f:
+                head = f.read(SEGMENT_HEADER.size)
+            version = _header_version(head)
+            if version is None:
+                if i == len(segs) - 1:
+                    continue  # a torn header: the last segment holds no record yet; recovery rewrites it
+                raise JournalCorrupt(f"{p.name}: bad segment header in a sealed segment")
+            if version != self.rules_version:
+                raise JournalVersionMismatch(f"{self.directory} (segment {p.name})", version, self.rules_version)
+
+    def _header(self) -> bytes:
+        return SEGMENT_HEADER.pack(MAGIC, self.rules_version)
+
     def _recover(self) -> None:
         segs = _segments(self.directory)
+        self._check_versions(segs)  # before any repair below touches the disk
         # the last non-empty segment holds the last record; empty trailing ones are dropped
         while segs:
             last = segs[-1]
-            payloads, good, problem = read_segment(last)
+            payloads, good, problem = read_segment(last, self.rules_version)
             if problem is not None:
                 log.warning("journal %s: %s; truncating %d bytes", last, problem, last.stat().st_size - good)
                 self.truncated = f"{last.name}: {problem}"
                 if good == 0:
                     # not even a valid header: rewrite the header so the file is a valid empty segment
                     with open(last, "wb") as f:
-                        f.write(MAGIC)
+                        f.write(self._header())
                         f.flush()
                         os.fsync(f.fileno())
-                    good = len(MAGIC)
+                    good = SEGMENT_HEADER.size
                 else:
                     with open(last, "r+b") as f:
                         f.truncate(good)
@@ -207,7 +277,7 @@ class Journal:
         path = self.directory / _segment_name(first_seq)
         f = open(path, "ab")
         if f.tell() == 0:
-            f.write(MAGIC)
+            f.write(self._header())
             f.flush()
             if self.fsync:
                 os.fsync(f.fileno())
@@ -233,13 +303,13 @@ class Journal:
         expect: int | None = None
         for i in range(start, len(segs)):
             p = segs[i]
-            payloads, good, problem = read_segment(p)
+            payloads, good, problem = read_segment(p, self.rules_version)
             if problem is not None:
                 if i != len(segs) - 1:
                     raise JournalCorrupt(f"{p.name}: {problem} in a sealed segment")
-                if self._file is None:  # a read-only replay of a journal nobody has open: repair
+                if self._file is None and good:  # a read-only replay of a journal nobody has open: repair
                     with open(p, "r+b") as f:
-                        f.truncate(max(good, len(MAGIC)))
+                        f.truncate(good)
             for payload in payloads:
                 cmd = _commands.decode(payload)
                 if expect is not None and cmd.seq != expect:
@@ -363,7 +433,7 @@ class Journal:
             self._start_write()
 
     def _write(self, data: bytes, first_seq: int) -> None:
-        if self._file_size >= self.segment_bytes and self._file_size > len(MAGIC):
+        if self._file_size >= self.segment_bytes and self._file_size > SEGMENT_HEADER.size:
             self._seal()
             self._new_segment(first_seq)
         f = self._file

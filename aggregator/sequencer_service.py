@@ -1490,7 +1490,10 @@ def main(argv: list[str] | None = None) -> None:
         await stop.wait()
         await runner.cleanup()
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    except JournalError as e:  # e.g. JournalVersionMismatch: one line, not a traceback
+        raise SystemExit(f"{ap.prog}: error: {e}") from None
 
 
 if __name__ == "__main__":

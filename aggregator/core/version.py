@@ -1,0 +1,30 @@
+"""The rules version of the core: which deterministic rules turn a journal into a state.
+
+The journal (``aggregator.journal``) holds sequenced *inputs*; the state is what replaying
+them through ``aggregator.core.sequencer.Sequencer`` gives. A journal is only meaningful
+under the rules it was written with, so every journal segment records ``RULES_VERSION``
+and a journal written under another version is refused instead of silently replaying to
+a different state.
+
+Rule: bump ``RULES_VERSION`` (by one) in the same change whenever a change to the core
+makes the same journal replay to a different state: other outcomes (accepted / rejected,
+reject codes, results, events), balances, positions, books, nonces, or state root (leaf
+encoding or order included). A change that keeps all of them identical for every journal
+(a speed-up, a refactor, a new command kind that old journals cannot contain) does not
+bump it. When in doubt, bump: the cost is that older journals need the release that
+wrote them (or a new journal directory).
+
+Versions
+    1  the rules when versions were introduced: instruments from the packaged
+       ``instruments.toml`` defaults, price-time matching with good-til-time (resting
+       orders expire at their signed expiry), nonces, margin, funding, liquidation and
+       socialised loss, option expiry, withdrawals, and the current Merkle leaf encoding
+       and order of the state root. Journals from before (segment magic ``OMNJRNL1``)
+       carry no version and are refused.
+"""
+
+from __future__ import annotations
+
+__all__ = ["RULES_VERSION"]
+
+RULES_VERSION = 1
