@@ -941,6 +941,7 @@ class BookMirror:
         self.orders: dict[tuple[str, int], list] = {}  # -> [side, price, remaining]
         self.levels: dict[str, tuple[dict[int, int], dict[int, int]]] = {}  # inst -> (bids, asks)
         self.seq: dict[str, int] = {}
+        self._base = 0  # an instrument's seq before its first delta (see load)
 
     def _level_add(self, touched: dict, inst: str, side: int, price: int, qty: int) -> None:
         sides = self.levels.get(inst)
@@ -953,6 +954,23 @@ class BookMirror:
         else:
             lv.pop(price, None)
         touched.setdefault(inst, set()).add((side, price))
+
+    def load(self, resting: Iterable[tuple[str, int, int, int, int]], seq: int) -> None:
+        """Rebuild from ``(instrument, order_id, side, price, remaining)`` of every resting order.
+
+        Used after a replay instead of applying every replayed command's events (a fifth of
+        the replay's time). Every instrument's book ``seq`` restarts at ``seq`` (the
+        journal's last), above any it had before: a client that kept an older one sees a
+        gap and takes a new snapshot.
+        """
+        self.orders.clear()
+        self.levels.clear()
+        self.seq.clear()
+        self._base = seq
+        touched: dict = {}
+        for inst, oid, side, price, remaining in resting:
+            self.orders[(inst, oid)] = [side, price, remaining]
+            self._level_add(touched, inst, side, price, remaining)
 
     def apply_events(self, events: Iterable[Any]) -> dict[str, tuple[int, list, list]]:
         """Apply one command's events; return ``{instrument: (seq, bid changes, ask changes)}``."""
@@ -993,7 +1011,7 @@ class BookMirror:
             bch = sorted(((p, bids.get(p, 0)) for s, p in keys if s == 1), reverse=True)
             ach = sorted((p, asks.get(p, 0)) for s, p in keys if s != 1)
             # a level touched twice in one command may end where it started: still a delta (harmless)
-            seq = self.seq.get(inst, 0) + 1
+            seq = self.seq.get(inst, self._base) + 1
             self.seq[inst] = seq
             out[inst] = (seq, bch, ach)
         return out
@@ -1003,7 +1021,7 @@ class BookMirror:
         bids, asks = self.levels.get(instrument, ({}, {}))
         b = sorted(bids.items(), reverse=True)[:depth]
         a = sorted(asks.items())[:depth]
-        return self.seq.get(instrument, 0), b, a
+        return self.seq.get(instrument, self._base), b, a
 
 
 class Published:
@@ -1169,10 +1187,14 @@ class SequencerService:
         self.book = BookMirror()
         self._deposits.clear()
         n = 0
+        apply, deposit = self.sequencer.apply, C.DepositCredit
         for cmd in self.journal.replay():
-            out = self.sequencer.apply(cmd)
-            self._note(cmd, out)
+            apply(cmd)
+            if type(cmd) is deposit:  # what _note keeps besides the book mirror
+                self._deposits[(cmd.chain_id, cmd.deposit_nonce)] = cmd.seq
+                learn_account(cmd.account)
             n += 1
+        self.book.load(self.sequencer.resting_orders(), self.journal.last_seq)
         self.replayed = n
         self._last_ts = self.journal.last_ts_ms
         self.journal.on_durable = self._on_durable

@@ -147,7 +147,7 @@ from __future__ import annotations
 import copy
 import heapq
 import pickle
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, NamedTuple
@@ -1966,6 +1966,11 @@ class Sequencer:
             d["fee"] = r[9]
             out.append(d)
         return out
+
+    def resting_orders(self) -> Iterator[tuple[str, int, int, int, int]]:
+        """Yield ``(instrument, order_id, side, price, remaining)`` of every resting order, by order id."""
+        for oid, r in self._orders.items():
+            yield r.market.name, oid, r.side, r.price, r.remaining
 
     def open_orders(self, address: str, instrument: str | None = None) -> list[dict]:
         """Return the account's resting orders (by order id)."""
