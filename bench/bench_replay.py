@@ -12,6 +12,10 @@ Also prints decode alone (msgpack -> command objects) to show where the time goe
 the machine load (the 2 cores are shared).
 
 Usage: python bench/bench_replay.py [--commands 200000] [--accounts 300] [--seed 7] [--repeat 3] [--breakdown]
+       [--service]
+
+``--service`` also writes the session to a journal on disk and times a service restart
+(``SequencerService.start``: read, crc, decode, apply, book mirror), the figure a crash costs.
 
 ``--breakdown`` times every command once more, by type (and accepted/rejected), and prints the
 average microseconds and the share of the replay time of each: where the time goes.
@@ -202,6 +206,43 @@ def breakdown(cfg: SequencerConfig, cmds: list[C.Command]) -> None:
         print(f"  {k:32s} {count[k]:8,d}  {v / count[k] * 1e6:8.1f} us  {v / total:6.1%}")
 
 
+def service_restart(cfg: SequencerConfig, blobs: list[bytes], root: bytes) -> None:
+    """Write the session to a journal on disk, then time what a restart does: ``SequencerService.start``.
+
+    On top of the core replay: reading the segments (crc per record), decoding, and the
+    service's own state (deposit index, the book mirror).
+    """
+    import asyncio
+    import tempfile
+
+    from aggregator.journal import Journal
+    from aggregator.sequencer_service import SequencerService
+
+    async def run(directory: str) -> None:
+        j = Journal.open(directory, fsync=False)
+        for b in blobs:
+            j.append_nowait(C.decode(b))
+        await j.flush()
+        await j.close()
+        svc = SequencerService(lambda: Sequencer(cfg), eip712.Domain(1, addr(7)), directory, tick_interval_s=None,
+                               verify_threads=1)
+        gc.collect()
+        gc.freeze()
+        t = time.perf_counter()
+        await svc.start()
+        dt = time.perf_counter() - t
+        gc.unfreeze()
+        try:
+            assert svc.state_root() == root, "the restarted service diverged from the generating run"
+            print(f"service restart: {svc.replayed:,} commands in {dt:.2f}s: {svc.replayed / dt:,.0f} commands/s "
+                  "(journal read + crc + decode + apply + book mirror)")
+        finally:
+            await svc.stop()
+
+    with tempfile.TemporaryDirectory(prefix="omniclear-replay-") as d:
+        asyncio.run(run(d))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--commands", type=int, default=200_000)
@@ -209,6 +250,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--breakdown", action="store_true", help="time each command type")
+    ap.add_argument("--service", action="store_true",
+                    help="also time a service restart: the session as a journal on disk, SequencerService.start()")
     args = ap.parse_args()
     t = time.perf_counter()
     cmds, root, mix = generate(args.commands, args.accounts, args.seed)
@@ -244,6 +287,8 @@ def main() -> None:
     rate = len(blobs) / best
     print(f"best: {rate:,.0f} commands/s  state root 0x{root.hex()}  target >= 200,000: "
           f"{'met' if rate >= 200_000 else 'MISSED'}")
+    if args.service:
+        service_restart(cfg, blobs, root)
     if args.breakdown:
         breakdown(cfg, [C.decode(b) for b in blobs])
     print(f"load average (1/5/15 min): {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
