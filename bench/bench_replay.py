@@ -12,7 +12,7 @@ Also prints decode alone (msgpack -> command objects) to show where the time goe
 the machine load (the 2 cores are shared).
 
 Usage: python bench/bench_replay.py [--commands 200000] [--accounts 300] [--seed 7] [--repeat 3] [--breakdown]
-       [--service]
+       [--service] [--mix stress|quoting]
 
 ``--service`` also writes the session to a journal on disk and times a service restart
 (``SequencerService.start``: read, crc, decode, apply, book mirror), the figure a crash costs.
@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from aggregator import eip712  # noqa: E402
 from aggregator.core import commands as C  # noqa: E402
+from aggregator.core.events import TradeSettled  # noqa: E402
 from aggregator.core.instruments import InstrumentRegistry  # noqa: E402
 from aggregator.core.risk import RiskParams  # noqa: E402
 from aggregator.core.sequencer import Sequencer, SequencerConfig  # noqa: E402
@@ -56,8 +57,19 @@ def make_config() -> SequencerConfig:
                            default_risk=RiskParams(im_bps=1000, mm_bps=500), max_open_orders=100)
 
 
-def generate(n: int, n_accounts: int, seed: int) -> tuple[list[C.Command], bytes, Counter]:
+# upper bounds of the draw for: price update, tick, deposit, cancel, cancel-all, amend (else place);
+# and the chance that a placed perp order crosses the mid
+MIXES = {
+    # the heavy default: most commands are new orders, about two in three of them trade
+    "stress": ((0.005, 0.006, 0.02, 0.25, 0.27, 0.31), 0.15),
+    # a market maker's flow: quotes amended and cancelled far more often than they trade
+    "quoting": ((0.005, 0.006, 0.01, 0.40, 0.41, 0.70), 0.02),
+}
+
+
+def generate(n: int, n_accounts: int, seed: int, mix_name: str = "stress") -> tuple[list[C.Command], bytes, Counter]:
     """Return (commands, final state root, mix) of a seeded session, validated live."""
+    (p_price, p_tick, p_dep, p_cancel, p_call, p_amend), p_cross = MIXES[mix_name]
     rng = random.Random(seed)
     cfg = make_config()
     live = Sequencer(cfg)
@@ -76,6 +88,7 @@ def generate(n: int, n_accounts: int, seed: int) -> tuple[list[C.Command], bytes
         cmds.append(cmd)
         out = live.apply(cmd)
         mix[type(cmd).__name__ + ("" if out.accepted else ":" + str(out.code))] += 1
+        mix["(fills)"] += sum(type(e) is TradeSettled for e in out.events)
 
     def nxt() -> int:
         nonce[0] += 1
@@ -110,16 +123,16 @@ def generate(n: int, n_accounts: int, seed: int) -> tuple[list[C.Command], bytes
         r = rng.random()
         a = rng.choice(accts)
         exp = ts // 1000 + 600
-        if r < 0.005:  # price update
+        if r < p_price:  # price update
             u = rng.choice(("ETH", "BTC"))
             px[u] *= 1 + rng.gauss(0, 0.002)
             push(C.PriceUpdate(seq, ts, FEEDS[u][0], int(px[u] * 1e8), 0, ts // 1000, "ok"))
-        elif r < 0.006:
+        elif r < p_tick:
             push(C.Tick(seq, ts))
-        elif r < 0.02:
+        elif r < p_dep:
             dep_nonce += 1
             push(C.DepositCredit(seq, ts, rng.choice((1, 10, 42161)), dep_nonce, a, rng.randrange(100, 5_000) * 10**6))
-        elif r < 0.25:  # cancel a resting order
+        elif r < p_cancel:  # cancel a resting order
             oo = live.open_orders(a)
             if not oo:
                 seq -= 1
@@ -128,10 +141,10 @@ def generate(n: int, n_accounts: int, seed: int) -> tuple[list[C.Command], bytes
             c = eip712.Cancel(account=a, instrument=o["instrument"], order_id=o["order_id"], client_order_id=0,
                               nonce=nxt(), expiry=exp)
             push(C.CancelOrder(seq, ts, signer_for(a), c, SIG))
-        elif r < 0.27:
+        elif r < p_call:
             c = eip712.CancelAll(account=a, instrument="", nonce=nxt(), expiry=exp)
             push(C.CancelAllOrders(seq, ts, signer_for(a), c, SIG))
-        elif r < 0.31:  # amend
+        elif r < p_amend:  # amend
             oo = live.open_orders(a)
             if not oo:
                 seq -= 1
@@ -152,7 +165,7 @@ def generate(n: int, n_accounts: int, seed: int) -> tuple[list[C.Command], bytes
                 tick = 10_000 if u == "ETH" else 100_000
                 mid = int(px[u] * 1e6)
                 off = int(rng.expovariate(1 / 8) * tick) * (1 if side == 2 else -1)
-                cross = rng.random() < 0.15
+                cross = rng.random() < p_cross
                 price = max(tick, (mid - off if cross else mid + off) // tick * tick)
                 size = rng.choice((1, 2, 5, 10, 20, 50, 100))
             else:
@@ -250,11 +263,13 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--breakdown", action="store_true", help="time each command type")
+    ap.add_argument("--mix", choices=sorted(MIXES), default="stress",
+                    help="stress (default: mostly new orders, 2 in 3 trade) or quoting (mostly amends and cancels)")
     ap.add_argument("--service", action="store_true",
                     help="also time a service restart: the session as a journal on disk, SequencerService.start()")
     args = ap.parse_args()
     t = time.perf_counter()
-    cmds, root, mix = generate(args.commands, args.accounts, args.seed)
+    cmds, root, mix = generate(args.commands, args.accounts, args.seed, args.mix)
     gen_s = time.perf_counter() - t
     blobs = [C.encode(c) for c in cmds]
     size = sum(map(len, blobs))
