@@ -382,6 +382,12 @@ def verify_proof(root: bytes, account: str, balance: int, proof: list[bytes]) ->
     return merkle_verify(root, account, balance, proof)
 
 
+def _nonce_key(account: str, signer: str) -> str | tuple[str, str]:
+    """The nonce key of ``(account, signer)``: the account itself when it signs (a str hashes once, a
+    tuple on every lookup), else the pair. The two kinds never collide (see ``aggregator.core.nonces``)."""
+    return account if signer == account else (account, signer)
+
+
 def _next_roll_after(now_ms: int) -> int:
     day = now_ms // MS_PER_DAY * MS_PER_DAY + _EXPIRY_OFFSET_MS
     return day if day > now_ms else day + MS_PER_DAY
@@ -601,7 +607,7 @@ class Sequencer:
         g = cmd.grant
         if cmd.signer != g.account:
             raise _Reject(RejectCode.UNAUTHORIZED_SIGNER, "only the account itself may grant a session key")
-        key = (g.account, cmd.signer)
+        key = _nonce_key(g.account, cmd.signer)
         self._nonce_check(key, g.nonce, g.expiry)
         until = g.valid_until * 1000
         if until < self._now_ms:
@@ -616,7 +622,7 @@ class Sequencer:
         r = cmd.revoke
         if cmd.signer != r.account and cmd.signer != r.session_key:
             raise _Reject(RejectCode.UNAUTHORIZED_SIGNER, "only the account or the key itself may revoke it")
-        key = (r.account, cmd.signer)
+        key = _nonce_key(r.account, cmd.signer)
         self._nonce_check(key, r.nonce, r.expiry)
         self._nonce_use(key, r.nonce, r.expiry)
         keys = self._sessions.get(r.account)
@@ -787,7 +793,7 @@ class Sequencer:
         signer = cmd.signer
         if signer != addr:
             self._auth(addr, signer)
-        nkey = (addr, signer)
+        nkey = addr if signer == addr else (addr, signer)  # _nonce_key inlined
         v = self._nonces.check(nkey, o.nonce, o.expiry, self._now_ms)  # _nonce_check inlined
         if v is not _NONCE_OK:
             raise _Reject(_NONCE_CODES[v], f"nonce {o.nonce} expiry {o.expiry}: {v.value}")
@@ -1066,7 +1072,7 @@ class Sequencer:
         addr = c.account
         if cmd.signer != addr:
             self._auth(addr, cmd.signer)
-        nkey = (addr, cmd.signer)
+        nkey = _nonce_key(addr, cmd.signer)
         self._nonce_check(nkey, c.nonce, c.expiry)
         m = self._markets.get(c.instrument)
         if m is None:
@@ -1086,7 +1092,7 @@ class Sequencer:
         addr = c.account
         if cmd.signer != addr:
             self._auth(addr, cmd.signer)
-        nkey = (addr, cmd.signer)
+        nkey = _nonce_key(addr, cmd.signer)
         self._nonce_check(nkey, c.nonce, c.expiry)
         if c.instrument and c.instrument not in self._markets:
             raise _Reject(RejectCode.UNKNOWN_INSTRUMENT, f"instrument {c.instrument!r} is not listed")
@@ -1114,7 +1120,7 @@ class Sequencer:
         addr = a.account
         if cmd.signer != addr:
             self._auth(addr, cmd.signer)
-        nkey = (addr, cmd.signer)
+        nkey = _nonce_key(addr, cmd.signer)
         self._nonce_check(nkey, a.nonce, a.expiry)
         m = self._market_for(a.instrument)
         r = self._find_order(addr, m, a.order_id, a.client_order_id)
@@ -1589,7 +1595,7 @@ class Sequencer:
         if cmd.signer != addr:
             raise _Reject(RejectCode.UNAUTHORIZED_SIGNER,
                           f"a withdrawal must be signed by {addr} itself (session keys cannot withdraw)")
-        nkey = (addr, cmd.signer)
+        nkey = _nonce_key(addr, cmd.signer)
         self._nonce_check(nkey, w.nonce, w.expiry)
         dest = w.destination_chain_id
         spec = self._chain_spec(dest)
