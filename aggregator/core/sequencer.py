@@ -1248,7 +1248,7 @@ class Sequencer:
                         sn[c] = sn.get(c, 0) + amt
                         touched.add(acct)
                         dirty[acct.address] = None
-                    cap = acct.mm_cap
+                    cap = acct.mm_cap  # _mm_bound inlined
                     if cap is not None:
                         for u, d0, sens, den, slack in acct.mm_sens:
                             dd = drift.get(u, 0) - d0
@@ -1295,23 +1295,33 @@ class Sequencer:
         n = 0
         ins = self._insurance
         fee_acct = self._fee
-        drift = self._drift
+        bound = self._mm_bound
         for acct in accounts:
             if acct is ins or acct is fee_acct:
                 continue
-            cap = acct.mm_cap
-            if cap is not None:
-                for und, d0, sens, den, slack in acct.mm_sens:
-                    dd = drift.get(und, 0) - d0
-                    if dd:
-                        cap += -(-sens * dd // den) + slack
-                if acct.total >= cap:
-                    continue
+            cap = bound(acct)
+            if cap is not None and acct.total >= cap:
+                continue
             if acct.total < self._mm_refresh(acct) and any(
                     ex.size and ex.market.is_perp for ex in acct.exposures.values()):
                 self._liquidate(acct, events)
                 n += 1
         return n
+
+    def _mm_bound(self, acct: Account) -> int | None:
+        """Return ``_sweep``'s upper bound of ``acct``'s maintenance requirement now, None if not cached.
+
+        (``_price`` inlines the same loop in its pass over the holders.)
+        """
+        cap = acct.mm_cap
+        if cap is None:
+            return None
+        drift = self._drift
+        for und, d0, sens, den, slack in acct.mm_sens:
+            dd = drift.get(und, 0) - d0
+            if dd:
+                cap += -(-sens * dd // den) + slack
+        return cap
 
     def _mm_grow(self, acct: Account, m: Market, before: int, after: int) -> None:
         """Keep ``acct``'s cached bound (``_sweep``) an upper bound after its position in ``m`` went ``before`` -> ``after``.

@@ -23,14 +23,7 @@ from .session import session
 
 def bound(seq, acct) -> int | None:  # noqa: ANN001
     """The sweep's upper bound of ``acct``'s maintenance requirement now, or None if not cached."""
-    cap = acct.mm_cap
-    if cap is None:
-        return None
-    for und, d0, sens, den, slack in acct.mm_sens:
-        dd = seq._drift.get(und, 0) - d0
-        if dd:
-            cap += -(-sens * dd // den) + slack
-    return cap
+    return seq._mm_bound(acct)
 
 
 @pytest.mark.parametrize("seed", [6, 11, 23])
