@@ -55,9 +55,17 @@ Matching rules
       order of the same account: ``CANCEL_RESTING`` (default, as Binance's
       EXPIRE_MAKER) cancels the resting order and continues, ``CANCEL_TAKING`` cancels the
       taker's remainder, ``CANCEL_BOTH`` does both. An account never trades with itself.
-    - Reduce-only is a risk rule: the book carries the flag on the order and its events,
-      the caller (risk engine) decides. Market status (closed RWA market) is also the
-      caller's; the book only knows ``close()`` (expired or delisted instrument).
+    - Reduce-only: the book carries the flag on the order and its events. Whether an
+      order reduces is the caller's (risk engine's) knowledge; if the caller installs
+      ``ro_room(account, side) -> int`` (how much fills of ``account``'s orders on
+      ``side`` may total before its position, as it was before this request, would
+      flip), the matcher caps every fill of a resting reduce-only order at that room
+      minus what the same account's orders already filled in this request: a taker
+      sweeping an account's normal orders and then its reduce-only ones never flips the
+      account's position. A capped maker fills what still reduces and is cancelled for
+      the rest (``CancelReason.REDUCE_ONLY``); the FOK pre-check simulates the same caps.
+      Market status (closed RWA market) is also the caller's; the book only knows
+      ``close()`` (expired or delisted instrument).
     - Order ids are chosen by the caller (the sequencer) and must strictly increase per
       book: uniqueness without remembering every id ever used. A rejected order still
       consumes its id. Client order ids (0 = none) are unique among an account's
@@ -114,7 +122,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, insort
 from collections import deque
-from collections.abc import Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 
 from aggregator.core.orders import (
     AmendRejected,
@@ -183,6 +191,7 @@ _R_IOC = ExpireReason.IOC_REMAINDER
 _R_FOK = ExpireReason.FOK_NOT_FILLABLE
 _R_USER = CancelReason.USER
 _R_CANCEL_ALL = CancelReason.CANCEL_ALL
+_R_RO = CancelReason.REDUCE_ONLY
 # reading an enum member off its class costs ~70 ns on CPython 3.11; these are on request paths
 _R_ID_NOT_INCREASING = RejectReason.ORDER_ID_NOT_INCREASING
 _R_UNKNOWN_ORDER = RejectReason.UNKNOWN_ORDER
@@ -244,6 +253,8 @@ class OrderBook:
         "_by_client",
         "_last_order_id",
         "_priority",
+        "ro_room",
+        "_ro",
     )
 
     def __init__(
@@ -283,6 +294,9 @@ class OrderBook:
         self._by_client: dict[tuple[Hashable, int], list] = {}
         self._last_order_id = 0
         self._priority = 0
+        # reduce-only hook (see the module docstring): None = the flag is only carried
+        self.ro_room: Callable[[Hashable, int], int] | None = None
+        self._ro: list[list] = []  # records of resting reduce-only orders (dead ones pruned lazily)
 
     # ------------------------------------------------------------------ requests
 
@@ -348,6 +362,8 @@ class OrderBook:
             mine.add(order_id)
             if client_order_id:
                 self._by_client[(account, client_order_id)] = o
+            if reduce_only:
+                self._add_ro(o)
             level.queue.append(o)
             level.qty += size
             level.live += 1
@@ -685,6 +701,8 @@ class OrderBook:
         mine.add(oid)
         if o[_COID]:
             self._by_client[(acct, o[_COID])] = o
+        if o[_RO]:
+            self._add_ro(o)
         if o[_SIDE] == _BUY:
             key, keys, levels = o[_PRICE], self._bid_keys, self._bids
         else:
@@ -731,14 +749,16 @@ class OrderBook:
 
     def _fillable(self, account: Hashable, keys: list[int], levels: dict[int, _Level], bound: int, size: int,
                   stp: int) -> bool:
-        """Return whether a FOK taker would fill ``size`` completely (simulating STP)."""
+        """Return whether a FOK taker would fill ``size`` completely (simulating STP and reduce-only caps)."""
         need = size
         own = self._by_account.get(account)
+        room = self.ro_room if self._live_ro() else None
+        swept: dict = {}  # maker account -> what it filled so far in the simulation (only with room)
         for key in reversed(keys):
             if key < bound:
                 return False
             level = levels[key]
-            if not own:
+            if not own and room is None:
                 need -= level.qty
                 if need <= 0:
                     return True
@@ -747,14 +767,37 @@ class OrderBook:
                 r = o[_REM]
                 if not r:
                     continue
-                if o[_ACCT] == account:
+                macct = o[_ACCT]
+                if macct == account:
                     if stp == _CANCEL_RESTING:
                         continue
                     return False  # the taker would be cancelled here
+                if room is not None:
+                    done = swept.get(macct, 0)
+                    if o[_RO]:
+                        r = max(0, min(r, room(macct, o[_SIDE]) - done))
+                    swept[macct] = done + r
                 need -= r
                 if need <= 0:
                     return True
         return False
+
+    def _add_ro(self, o: list) -> None:
+        """Remember a resting reduce-only record; dead ones are pruned at every power of two (amortised O(1))."""
+        ro = self._ro
+        ro.append(o)
+        n = len(ro)
+        if n >= 64 and not n & (n - 1):
+            self._ro = [x for x in ro if x[_REM]]
+
+    def _live_ro(self) -> bool:
+        """Return whether a reduce-only order rests here and a hook caps it (prunes dead records)."""
+        ro = self._ro
+        if not ro or self.ro_room is None:
+            return False
+        if not ro[-1][_REM] or not ro[0][_REM]:
+            self._ro = ro = [o for o in ro if o[_REM]]
+        return bool(ro)
 
     def _match(self, taker_id: int, taker_coid: int, account: Hashable, side: int, remaining: int,
                keys: list[int], levels: dict[int, _Level], bound: int, stp: int, events: list) -> int:
@@ -807,6 +850,26 @@ class OrderBook:
                     if not live:
                         break
                     continue
+                if maker[_RO] and self.ro_room is not None:
+                    room = self.ro_room(macct, maker[_SIDE]) - sum(
+                        e.size for e in events if type(e) is OrderFilled and e.maker_account == macct)
+                    if room < mrem and room < remaining:  # capped: fill what reduces, cancel the rest
+                        qty -= mrem
+                        live -= 1
+                        maker[_REM] = 0
+                        del orders[moid]
+                        by_account[macct].remove(moid)
+                        if mcoid:
+                            del by_client[(macct, mcoid)]
+                        if room > 0:
+                            remaining -= room
+                            append(_new(OrderFilled, (inst, moid, taker_id, macct, account, mcoid, taker_coid, side,
+                                                      price, room, mrem - room, remaining)))
+                            mrem -= room
+                        append(_new(OrderCancelled, (inst, moid, mcoid, macct, mrem, _R_RO)))
+                        if not live:
+                            break
+                        continue
                 if mrem <= remaining:  # the maker is consumed (it is in no queue or index any more)
                     remaining -= mrem
                     qty -= mrem

@@ -99,9 +99,7 @@ Market status
     The index (and the mark) move only on ``ok`` and ``market-closed`` reports.
 
 Known limits
-    a reduce-only order is re-checked after each command that moved its position, so a
-    taker sweeping several orders of one account in one command (normal ones first) can
-    still flip it; liquidation does not use the book;
+    liquidation does not use the book;
     marks for options are Black-76 with one configured vol per underlying (SVI later);
     a withdrawal halt refuses new withdrawals, and fails the reserved ones at the next
     ``CloseBatch`` (credited back), but cannot stop a batch already closed;
@@ -391,6 +389,28 @@ def _nonce_key(account: str, signer: str) -> str | tuple[str, str]:
 def _next_roll_after(now_ms: int) -> int:
     day = now_ms // MS_PER_DAY * MS_PER_DAY + _EXPIRY_OFFSET_MS
     return day if day > now_ms else day + MS_PER_DAY
+
+
+class ReduceRoom:
+    """The book's reduce-only hook for one market (``OrderBook.ro_room``, see aggregator.core.matching).
+
+    ``room(address, side)`` is how much the account's orders on ``side`` may fill before
+    its position in the market (as it stands before the current request's fills, which
+    the sequencer books after the book returns) would flip. Plain data, so it pickles
+    with the books in ``snapshot()``.
+    """
+
+    __slots__ = ("accounts", "market")
+
+    def __init__(self, accounts: dict[str, Account], market: str) -> None:
+        self.accounts = accounts
+        self.market = market
+
+    def __call__(self, address: str, side: int) -> int:
+        acct = self.accounts.get(address)
+        ex = acct.exposures.get(self.market) if acct is not None else None
+        pos = ex.size if ex is not None else 0
+        return max(pos, 0) if side == _SELL else max(-pos, 0)
 
 
 class Sequencer:
@@ -1498,6 +1518,7 @@ class Sequencer:
 
     def _open_market(self, inst, now: int) -> Market:  # noqa: ANN001
         m = Market(inst, book_for(inst), self._cfg.trades_kept, self._params[inst.underlying.symbol])
+        m.book.ro_room = ReduceRoom(self._accounts, m.name)
         self._markets[m.name] = m
         if m.is_perp:
             self._perp[m.underlying] = m

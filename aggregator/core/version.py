@@ -21,10 +21,15 @@ Versions
        socialised loss, option expiry, withdrawals, and the current Merkle leaf encoding
        and order of the state root. Journals from before (segment magic ``OMNJRNL1``)
        carry no version and are refused.
+    2  reduce-only caps at match time: a fill of a resting reduce-only order is capped at
+       what still reduces its owner's position, counting the owner's orders filled
+       earlier in the same request, and the rest of it is cancelled (``REDUCE_ONLY``);
+       the FOK pre-check counts only what capped orders can fill. Under version 1 a taker
+       sweeping an account's normal orders, then its reduce-only ones, could flip it.
 """
 
 from __future__ import annotations
 
 __all__ = ["RULES_VERSION"]
 
-RULES_VERSION = 1
+RULES_VERSION = 2
