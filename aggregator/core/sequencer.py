@@ -60,13 +60,19 @@ Liquidation
     liquidated: all its orders are cancelled, every perp position is taken over by the
     insurance fund at the mark (no price impact: variation is already settled to the
     mark), and a penalty ``ceil(|size| * mark * liquidation_penalty_bps / 10^4)``, capped at
-    the remaining positive equity, is paid to the insurance fund. If the account is left
-    with no position and a negative balance, the insurance fund pays it back to zero
-    (``BankruptcyCovered``). The fund may go negative between batches (a bankruptcy, or
-    the variation of positions it took over); ``CloseBatch`` first refills it from the fee
-    account, then socialises the rest pro rata over every account with a positive balance
-    (``LossSocialised``, see ``_socialise``), so one bankruptcy never stops settlement.
-    Short options are not liquidated (they are fully collateralised at trade).
+    the remaining positive equity, is paid to the insurance fund. If the balance is still
+    negative after that (bankrupt), the account's options (long or short, of listed
+    instruments) go to the fund too, each at its mark (``_mark_of``: the long side is paid
+    ``floor(size * mark)``, the short side pays ``ceil``), with the same penalty on the
+    premium; an option settlement that leaves a holder negative with positions does the
+    same. An account left with no position and a negative balance is paid back to zero
+    by the insurance fund (``BankruptcyCovered``): so no account stays below zero, and
+    ``CloseBatch`` is never blocked by one trader's bankruptcy. The fund may go negative
+    between batches (a bankruptcy, or the variation of positions it took over);
+    ``CloseBatch`` first refills it from the fee account, then socialises the rest pro
+    rata over every account with a positive balance (``LossSocialised``, see
+    ``_socialise``), so one bankruptcy never stops settlement. Short options alone never
+    trigger a liquidation (they are fully collateralised at trade).
 
 Funding
     On the first ``Tick`` at or after each multiple of ``funding_interval_ms``, per perp:
@@ -103,9 +109,9 @@ Known limits
     marks for options are Black-76 with one configured vol per underlying (SVI later);
     a withdrawal halt refuses new withdrawals, and fails the reserved ones at the next
     ``CloseBatch`` (credited back), but cannot stop a batch already closed;
-    an account with a negative total that still holds a position (a long option after
-    its perps were liquidated) is not covered and blocks ``CloseBatch``
-    (``negative_equity``) until it is flat. ``CloseBatch`` reads only the accounts whose
+    an account below zero can only hold a position while an expired option waits for
+    its settlement price (none has ever arrived for its underlying): ``CloseBatch``
+    refuses to settle it (``negative_equity``) until then. ``CloseBatch`` reads only the accounts whose
     balances changed since the previous batch (``_batch_dirty``) and the state root
     rehashes only theirs; ``_socialise`` still scans every account, once per deficit.
 
@@ -1403,36 +1409,57 @@ class Sequencer:
         return mm
 
     def _liquidate(self, acct: Account, events: list) -> None:
+        """Cancel the account's orders and hand its perps, then if still bankrupt its options, to the fund."""
         events.extend(self._cancel_account_orders(acct, None))
-        ins = self._insurance
-        pen_bps = self._cfg.liquidation_penalty_bps
-        for name in sorted(acct.exposures):
-            ex = acct.exposures[name]
-            m = ex.market
-            s = ex.size
-            if not m.is_perp or not s:
-                continue
-            mark = self._mark[m.underlying]
-            ex.trade(-s, mark)
-            iex = ins.exposure(m)
-            iex.trade(s, mark)
-            acct.mm_cap = ins.mm_cap = None
-            m.holders.pop(acct, None)
-            if iex.size:
-                m.holders[ins] = iex
-            else:
-                m.holders.pop(ins, None)
-                if iex.empty():
-                    del ins.exposures[name]
-            if ex.empty():
-                del acct.exposures[name]
-            penalty = -(-abs(s) * mark * pen_bps // (m.scale * BPS))
-            penalty = min(penalty, max(acct.total, 0))
-            self._move(acct, -penalty)
-            self._move(ins, penalty)
-            events.append(Liquidated(acct.address, name, s, mark, penalty))
+        exposures = acct.exposures
+        for name in sorted(exposures):
+            ex = exposures[name]
+            if ex.market.is_perp and ex.size:
+                self._take_over(acct, ex, self._mark[ex.market.underlying], events)
+        if acct.total < 0:
+            for name in sorted(exposures):
+                ex = exposures.get(name)
+                if ex is None or not ex.size or ex.market.is_perp or not ex.market.active:
+                    continue
+                mark = self._mark_of(ex.market)
+                if mark is not None:
+                    self._take_over(acct, ex, mark, events)
         acct.liquidations += 1
         self._cover(acct, events)
+
+    def _take_over(self, acct: Account, ex: Exposure, price: int, events: list) -> None:
+        """Move ``acct``'s position ``ex`` to the insurance fund at ``price``, with the liquidation penalty.
+
+        A perp changes hands at its mark with no cash (variation is settled to the mark);
+        an option's premium moves: ``size * price // scale`` to the account (a short pays
+        the ceiling), the opposite to the fund.
+        """
+        ins = self._insurance
+        m = ex.market
+        name = m.name
+        s = ex.size
+        ex.trade(-s, price)
+        iex = ins.exposure(m)
+        iex.trade(s, price)
+        acct.mm_cap = ins.mm_cap = None
+        m.holders.pop(acct, None)
+        if iex.size:
+            m.holders[ins] = iex
+        else:
+            m.holders.pop(ins, None)
+            if iex.empty():
+                del ins.exposures[name]
+        if ex.empty():
+            del acct.exposures[name]
+        if not m.is_perp:
+            cash = s * price // m.scale
+            self._move(acct, cash)
+            self._move(ins, -cash)
+        penalty = -(-abs(s) * price * self._cfg.liquidation_penalty_bps // (m.scale * BPS))
+        penalty = min(penalty, max(acct.total, 0))
+        self._move(acct, -penalty)
+        self._move(ins, penalty)
+        events.append(Liquidated(acct.address, name, s, price, penalty))
 
     def _cover(self, acct: Account, events: list) -> None:
         """Bring a bankrupt account without positions back to zero from the insurance fund."""
@@ -1568,7 +1595,10 @@ class Sequencer:
         m.settled = True
         events.append(OptionSettled(m.name, s_px, intrinsic, len(holders), received, paid - received, fallback))
         for acct, _ in holders:
-            self._cover(acct, events)
+            if acct.total < 0 and any(ex.size for ex in acct.exposures.values()):
+                self._liquidate(acct, events)  # bankrupt by the settlement: its other positions go too
+            else:
+                self._cover(acct, events)
         return True
 
     def _funding(self, events: list) -> list[dict]:

@@ -26,6 +26,10 @@ Versions
        earlier in the same request, and the rest of it is cancelled (``REDUCE_ONLY``);
        the FOK pre-check counts only what capped orders can fill. Under version 1 a taker
        sweeping an account's normal orders, then its reduce-only ones, could flip it.
+       And a bankrupt account (still below zero after its perps are taken over, or
+       after an option settlement) hands its options to the insurance fund at their
+       marks before the fund covers it: no account is left below zero holding options
+       (under version 1 it blocked ``CloseBatch`` with ``negative_equity``).
 """
 
 from __future__ import annotations
