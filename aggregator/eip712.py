@@ -23,12 +23,17 @@ Types (``TYPES`` is served as JSON by ``GET /v1/eip712``, see ``eip712_schema``)
       non-zero.
     - ``CancelAll(address account, string instrument, uint64 nonce, uint64 expiry)``:
       ``instrument`` empty means every instrument.
+    - ``CancelAllAfter(address account, uint64 timeoutMs, uint64 nonce, uint64 expiry)``:
+      a dead man's switch. Every order of the account is cancelled ``timeoutMs`` after
+      this message is sequenced unless another one re-arms it first; ``timeoutMs`` 0
+      disarms it, otherwise 1,000 to 86,400,000 (one second to one day).
     - ``Amend(address account, string instrument, uint64 orderId, uint64 clientOrderId,
       uint256 price, uint256 size, uint64 nonce, uint64 expiry)``: one of the ids non-zero;
       ``price`` / ``size`` 0 means unchanged (not both); ``size`` is the new total size.
     - ``SessionKey(address account, address sessionKey, uint64 validUntil, uint64 nonce,
       uint64 expiry)``: the account authorises ``sessionKey`` to sign Order, Cancel,
-      CancelAll and Amend for it until ``validUntil`` (Unix seconds). Signed by the account.
+      CancelAll, CancelAllAfter and Amend for it until ``validUntil`` (Unix seconds).
+      Signed by the account.
     - ``RevokeSessionKey(address account, address sessionKey, uint64 nonce, uint64
       expiry)``: signed by the account (or by the session key itself).
     - ``Withdrawal(address account, address token, uint256 amount, uint256
@@ -86,6 +91,9 @@ __all__ = [
     "Order",
     "Cancel",
     "CancelAll",
+    "CancelAllAfter",
+    "CANCEL_AFTER_MIN_MS",
+    "CANCEL_AFTER_MAX_MS",
     "Amend",
     "SessionKey",
     "RevokeSessionKey",
@@ -309,6 +317,32 @@ class CancelAll:
         _instrument(self.instrument, allow_empty=True)
 
 
+CANCEL_AFTER_MIN_MS = 1_000
+CANCEL_AFTER_MAX_MS = 86_400_000
+
+
+@dataclass(frozen=True, slots=True)
+class CancelAllAfter:
+    account: str
+    timeout_ms: int
+    nonce: int
+    expiry: int
+
+    PRIMARY_TYPE: ClassVar[str] = "CancelAllAfter"
+    FIELDS: ClassVar[tuple[tuple[str, str, str], ...]] = (
+        ("account", "account", "address"),
+        ("timeoutMs", "timeout_ms", "uint64"),
+        ("nonce", "nonce", "uint64"),
+        ("expiry", "expiry", "uint64"),
+    )
+
+    def __post_init__(self) -> None:
+        _validate(self)
+        if self.timeout_ms and not CANCEL_AFTER_MIN_MS <= self.timeout_ms <= CANCEL_AFTER_MAX_MS:
+            raise MessageError(f"timeoutMs must be 0 (disarm) or {CANCEL_AFTER_MIN_MS:,} to "
+                               f"{CANCEL_AFTER_MAX_MS:,} ms, got {self.timeout_ms}")
+
+
 @dataclass(frozen=True, slots=True)
 class Amend:
     account: str
@@ -412,9 +446,10 @@ class Withdrawal:
             raise MessageError("destinationChainId must not be 0")
 
 
-Message = Order | Cancel | CancelAll | Amend | SessionKey | RevokeSessionKey | Withdrawal
+Message = Order | Cancel | CancelAll | CancelAllAfter | Amend | SessionKey | RevokeSessionKey | Withdrawal
 MESSAGE_TYPES: dict[str, type] = {
-    c.PRIMARY_TYPE: c for c in (Order, Cancel, CancelAll, Amend, SessionKey, RevokeSessionKey, Withdrawal)
+    c.PRIMARY_TYPE: c
+    for c in (Order, Cancel, CancelAll, CancelAllAfter, Amend, SessionKey, RevokeSessionKey, Withdrawal)
 }
 
 

@@ -43,6 +43,7 @@ __all__ = [
     "PlaceOrder",
     "CancelOrder",
     "CancelAllOrders",
+    "CancelAllAfter",
     "AmendOrder",
     "GrantSessionKey",
     "RevokeSession",
@@ -107,6 +108,14 @@ class CancelAllOrders(Command, frozen=True, tag=True, array_like=True):
 
     signer: str
     cancel_all: eip712.CancelAll
+    signature: bytes
+
+
+class CancelAllAfter(Command, frozen=True, tag=True, array_like=True):
+    """A signed dead man's switch: arm (or re-arm, or with timeout 0 disarm) the account's cancel-all timer."""
+
+    signer: str
+    cancel_after: eip712.CancelAllAfter
     signature: bytes
 
 
@@ -194,12 +203,13 @@ _COMMANDS: tuple[type[Command], ...] = (
     SetWithdrawalHalt,
     CloseBatch,
     BatchSettled,
+    CancelAllAfter,
 )
 
 AnyCommand = Union[
     DepositCredit, PlaceOrder, CancelOrder, CancelAllOrders, AmendOrder,
     GrantSessionKey, RevokeSession, PriceUpdate, Tick, Withdraw, SetWithdrawalHalt, CloseBatch,
-    BatchSettled,
+    BatchSettled, CancelAllAfter,
 ]
 
 # ------------------------------------------------------------------------ encoding
@@ -253,6 +263,7 @@ _SIGNED: dict[type[Command], tuple[str, type]] = {
     PlaceOrder: ("order", eip712.Order),
     CancelOrder: ("cancel", eip712.Cancel),
     CancelAllOrders: ("cancel_all", eip712.CancelAll),
+    CancelAllAfter: ("cancel_after", eip712.CancelAllAfter),
     AmendOrder: ("amend", eip712.Amend),
     GrantSessionKey: ("grant", eip712.SessionKey),
     RevokeSession: ("revoke", eip712.RevokeSessionKey),

@@ -29,6 +29,8 @@ __all__ = [
     "ChainBatchSettled",
     "WithdrawalFailed",
     "WithdrawalPaid",
+    "CancelAllAfterSet",
+    "CancelAllAfterTriggered",
 ]
 
 
@@ -174,3 +176,19 @@ class WithdrawalPaid(NamedTuple):
     withdrawal_id: bytes
     chain_id: int
     batch_number: int
+
+
+class CancelAllAfterSet(NamedTuple):
+    """The account's dead man's switch was armed (``deadline_ms`` > 0) or disarmed (0)."""
+
+    account: str
+    timeout_ms: int
+    deadline_ms: int
+
+
+class CancelAllAfterTriggered(NamedTuple):
+    """The switch was not re-armed before ``deadline_ms``: every order of the account was cancelled."""
+
+    account: str
+    deadline_ms: int
+    cancelled: int

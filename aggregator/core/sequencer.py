@@ -88,6 +88,17 @@ Good-til-time
     sequence that Tick before any later command, so an order never trades after the
     expiry its owner signed (the same instant after which its nonce could be forgotten).
 
+Cancel all after (dead man's switch)
+    ``CancelAllAfter`` (signed by the account or a live session key) arms the account's
+    switch: deadline = ``ts_ms + timeoutMs``; another one before the deadline re-arms it
+    from its own ``ts_ms``, ``timeoutMs`` 0 disarms it. The first ``Tick`` stamped after
+    the deadline cancels every order of the account (``OrderCancelled`` with reason
+    ``CANCEL_ALL``, then ``CancelAllAfterTriggered``) and disarms the switch; orders placed
+    later rest normally. ``next_order_expiry_ms`` includes the deadlines, so, as for
+    good-til-time, no order trades after its owner's deadline. A market maker re-arms it
+    every few seconds: if its process, its connection or the gateway dies, its quotes go
+    within ``timeoutMs``.
+
 Expiry and listing
     On ``Tick``: every option whose expiry is at or before ``ts_ms`` is closed (resting
     orders expire) and cash-settled at intrinsic value of the settlement price, rounded
@@ -162,6 +173,8 @@ from aggregator.core.accounts import Account, Exposure, Market, RestingOrder
 from aggregator.core.batch import Batch, Netting, Payout, SettlementChain, build_batch
 from aggregator.core.events import (
     BankruptcyCovered,
+    CancelAllAfterSet,
+    CancelAllAfterTriggered,
     BatchClosed,
     ChainBatchSettled,
     DepositCredited,
@@ -469,6 +482,7 @@ class Sequencer:
             C.PlaceOrder: self._place,
             C.CancelOrder: self._cancel,
             C.CancelAllOrders: self._cancel_all,
+            C.CancelAllAfter: self._cancel_all_after,
             C.AmendOrder: self._amend,
             C.GrantSessionKey: self._grant,
             C.RevokeSession: self._revoke,
@@ -503,6 +517,8 @@ class Sequencer:
         d.setdefault("_batch_dirty", {a: None for a in d.get("_accounts", ())})  # changed since the last batch
         d.setdefault("_gtd", ExpiryQueue())  # order ids of resting orders by signed expiry (stale ids skipped)
         d.setdefault("_drift", {})  # underlying -> sum of |mark change| so far, see _sweep
+        d.setdefault("_dms", {})  # account -> deadline ms of its armed cancel-all-after switch
+        d.setdefault("_dms_q", ExpiryQueue())  # (account, deadline) by deadline (re-armed ones skipped)
 
     # ================================================================== the mutator
 
@@ -1130,6 +1146,38 @@ class Sequencer:
         ids = [e.order_id for e in events]
         return Outcome(cmd.seq, True, None, "", tuple(events), {"cancelled": ids, "count": len(ids)})
 
+    def _cancel_all_after(self, cmd: C.CancelAllAfter) -> Outcome:
+        c = cmd.cancel_after
+        addr = c.account
+        if cmd.signer != addr:
+            self._auth(addr, cmd.signer)
+        nkey = _nonce_key(addr, cmd.signer)
+        self._nonce_check(nkey, c.nonce, c.expiry)
+        self._nonce_use(nkey, c.nonce, c.expiry)
+        deadline = 0
+        if c.timeout_ms:
+            deadline = self._now_ms + c.timeout_ms
+            self._dms[addr] = deadline
+            self._dms_q.push(deadline, (addr, deadline))
+        else:
+            self._dms.pop(addr, None)
+        return Outcome(cmd.seq, True, None, "", (CancelAllAfterSet(addr, c.timeout_ms, deadline),),
+                       {"account": addr, "timeout_ms": c.timeout_ms, "deadline_ms": deadline or None})
+
+    def _fire_dms(self, now: int, events: list) -> int:
+        """Cancel every order of each account whose switch's deadline is before ``now`` (not re-armed since)."""
+        dms, n = self._dms, 0
+        for addr, deadline in self._dms_q.pop_due(now):
+            if dms.get(addr) != deadline:  # re-armed or disarmed since
+                continue
+            del dms[addr]
+            acct = self._accounts.get(addr)
+            evs = self._cancel_account_orders(acct, None) if acct is not None else []
+            events.extend(evs)
+            events.append(CancelAllAfterTriggered(addr, deadline, len(evs)))
+            n += 1
+        return n
+
     def _cancel_account_orders(self, acct: Account, instrument: str | None) -> list:
         names = sorted({r.market.name for r in acct.orders.values()
                         if instrument is None or r.market.name == instrument})
@@ -1486,18 +1534,22 @@ class Sequencer:
         return n
 
     def next_order_expiry_ms(self) -> int | None:
-        """Return the earliest signed expiry (ms) of a resting order, or None: a ``Tick`` after it expires it.
+        """Return the earliest time (ms) an order must leave the book, or None: a ``Tick`` after it removes it.
 
-        The service sequences a ``Tick`` before any command stamped later, so an order never
-        trades after its expiry (the heap may name an order already gone: that only makes
-        the Tick come early).
+        That is the earliest signed expiry of a resting order or deadline of an armed
+        cancel-all-after switch. The service sequences a ``Tick`` before any command
+        stamped later, so an order never trades after its expiry or its owner's switch
+        deadline (the queues may name an order already gone or a switch re-armed since:
+        that only makes the Tick come early).
         """
-        return self._gtd.next_due()
+        a, b = self._gtd.next_due(), self._dms_q.next_due()
+        return b if a is None else a if b is None else min(a, b)
 
     def _tick(self, cmd: C.Tick) -> Outcome:
         now = self._now_ms
         events: list = []
         gtd = self._expire_orders(now, events)
+        dms = self._fire_dms(now, events)
         expired = []
         heap = self._expiries
         while heap and heap[0][0] <= now:
@@ -1541,7 +1593,7 @@ class Sequencer:
         liquidated = self._sweep(list(holders), events)
         return Outcome(cmd.seq, True, None, "", tuple(events),
                        {"expired": expired, "settled": settled, "listed": listed, "funding": funded,
-                        "liquidations": liquidated, "orders_expired": gtd})
+                        "liquidations": liquidated, "orders_expired": gtd, "cancel_all_after": dms})
 
     def _open_market(self, inst, now: int) -> Market:  # noqa: ANN001
         m = Market(inst, book_for(inst), self._cfg.trades_kept, self._params[inst.underlying.symbol])
@@ -2080,7 +2132,7 @@ class Sequencer:
                 "primary_chain_id": acct.primary_chain, "total_collateral": acct.total, "equity": acct.total,
                 "positions": positions, "initial_margin": im, "maintenance_margin": mm,
                 "free_collateral": acct.total - im, "open_orders": len(acct.orders),
-                "liquidations": acct.liquidations,
+                "liquidations": acct.liquidations, "cancel_all_after_ms": self._dms.get(acct.address),
                 "session_keys": dict(sorted(self._sessions.get(acct.address, {}).items()))}
 
     def session_keys(self, address: str) -> dict[str, int]:

@@ -18,6 +18,7 @@ from aggregator.eip712 import (
     Amend,
     Cancel,
     CancelAll,
+    CancelAllAfter,
     Domain,
     Order,
     RevokeSessionKey,
@@ -72,6 +73,8 @@ def messages() -> list[Any]:
         RevokeSessionKey(a1, a3, 11, exp),
         Withdrawal(a1, usdc, 1_000_000_000, 42161, a2, 12, exp),
         Withdrawal(a2, usdc, 1, 31337, a2, 0, 1),
+        CancelAllAfter(a1, 60_000, 13, exp),
+        CancelAllAfter(a2, 0, 14, exp),
     ]
 
 

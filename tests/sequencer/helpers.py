@@ -116,6 +116,11 @@ class Harness:
                              expiry=self.now // 1000 + 3600)
         return self.apply(lambda s, t: C.CancelAllOrders(s, t, signer or account, c, SIG))
 
+    def cancel_after(self, account: str, timeout_ms: int, signer: str | None = None) -> Outcome:
+        c = eip712.CancelAllAfter(account=account, timeout_ms=timeout_ms, nonce=self.next_nonce(),
+                                  expiry=self.now // 1000 + 3600)
+        return self.apply(lambda s, t: C.CancelAllAfter(s, t, signer or account, c, SIG))
+
     def amend(self, account: str, instrument: str, order_id: int, price: int = 0, size: int = 0,
               signer: str | None = None) -> Outcome:
         a = eip712.Amend(account=account, instrument=instrument, order_id=order_id, client_order_id=0,
