@@ -82,6 +82,7 @@ def _schemas() -> dict[str, Any]:
         "OrderRequest": _signed_request("order", "Order"),
         "CancelRequest": _signed_request("cancel", "Cancel"),
         "CancelAllRequest": _signed_request("cancelAll", "CancelAll"),
+        "CancelAllAfterRequest": _signed_request("cancelAllAfter", "CancelAllAfter"),
         "AmendRequest": _signed_request("amend", "Amend"),
         "SessionKeyRequest": _signed_request("sessionKey", "SessionKey"),
         "RevokeSessionKeyRequest": _signed_request("revoke", "RevokeSessionKey"),

@@ -396,6 +396,10 @@ def _routes() -> list[Route]:
         Route("POST", "/v1/orders/cancel-all", _signed_handler("cancel_all"),
               "Cancel every order of the account, in one instrument or all (signed CancelAll)", "trading",
               body="CancelAllRequest", response="Ack", errors=_SIGNED_ERRORS + ("unknown_instrument",)),
+        Route("POST", "/v1/orders/cancel-all-after", _signed_handler("cancel_all_after"),
+              "Dead man's switch (signed CancelAllAfter): every order of the account is cancelled timeoutMs after "
+              "this request unless re-armed first; timeoutMs 0 disarms", "trading",
+              body="CancelAllAfterRequest", response="Ack", errors=_SIGNED_ERRORS),
         Route("POST", "/v1/orders/amend", _signed_handler("amend"), "Amend price and/or total size (signed Amend)",
               "trading", body="AmendRequest", response="Ack", errors=_ORDER_ERRORS + ("order_not_found",)),
         Route("POST", "/v1/session-keys", _signed_handler("session_key"),

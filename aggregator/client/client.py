@@ -8,7 +8,7 @@ become the class of their stable code (``aggregator.client.errors``).
 Signing: every message is an ``aggregator.eip712`` dataclass, hashed with the fast digest
 and signed with eth-account's ``LocalAccount.unsafe_sign_hash`` (the digest is the full
 EIP-712 ``0x1901`` hash, so this equals ``sign_typed_data``; a test pins it). Orders,
-cancels and amends are signed by the session key once ``authorize_session_key`` has run,
+cancels, amends and the cancel-all-after switch are signed by the session key once ``authorize_session_key`` has run,
 by the account key otherwise; session keys are granted and WebSocket logins signed by
 the account key only. The domain is read from ``GET /v1/eip712`` and its separator
 checked against the one computed locally.
@@ -362,6 +362,20 @@ class OmniclearClient:
         ack = await self._signed("/v1/orders/cancel-all", "cancelAll", msg)
         return [{"id": str(i), "status": "canceled", "symbol": m.symbol if m else None, "info": ack}
                 for i in ack["result"]["cancelled"]]
+
+    async def cancel_all_orders_after(self, timeout: int, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Dead man's switch (ccxt ``cancelAllOrdersAfter``): cancel every order ``timeout`` ms from now
+        unless called again first; ``timeout`` 0 disarms. Return ``{'timeout', 'deadline', 'info'}``
+        (``deadline``: the venue's ms timestamp, None when disarmed)."""
+        params = params or {}
+        if isinstance(timeout, bool) or not isinstance(timeout, int):
+            raise BadRequest(f"timeout must be an int (milliseconds), got {timeout!r}")
+        try:
+            msg = eip712.CancelAllAfter(self.address, timeout, self.nonce(), self.expiry(params))
+        except eip712.MessageError as e:
+            raise BadRequest(str(e)) from e
+        ack = await self._signed("/v1/orders/cancel-all-after", "cancelAllAfter", msg)
+        return {"timeout": timeout, "deadline": ack["result"]["deadline_ms"], "info": ack}
 
     async def edit_order(self, id: str | int | None, symbol: str, type: str | None = None, side: str | None = None,
                          amount: Human | None = None, price: Human | None = None,
