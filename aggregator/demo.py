@@ -129,13 +129,17 @@ def _trading_summary(figs: Any, accts: list[dict[str, Any]], maker: str, seconds
         })
     return {"markets": figs.markets, "orders_sent": figs.orders_sent, "orders_accepted": figs.orders_accepted,
             "rejects": figs.rejects, "trades": trades, "volume_usdc_e6": volume, "seconds": seconds,
-            "batch_ack_ms_median": statistics.median(figs.ack_ms) if figs.ack_ms else None, "accounts": per}
+            "batch_ack_ms_median": statistics.median(figs.ack_ms) if figs.ack_ms else None,
+            "maker_switch_deadline_ms": figs.switch_deadline_ms, "accounts": per}
 
 
 def _print_trading(t: dict[str, Any]) -> None:
     print(f"\ntrading: {t['trades']} trades, volume {_fmt_units(t['volume_usdc_e6'], 6)} USDC on "
           f"{len(t['markets'])} markets ({', '.join(t['markets'])}); {t['orders_accepted']}/{t['orders_sent']} "
           f"orders accepted in {t['seconds']:.2f}s" + (f", rejects {t['rejects']}" if t["rejects"] else ""))
+    if t.get("maker_switch_deadline_ms"):
+        print("market maker's dead man's switch armed: its quotes are cancelled at "
+              f"{t['maker_switch_deadline_ms']} ms unless it re-arms")
     print(f"{'account':<44} {'role':<13} {'equity':>16} {'init. margin':>14} {'free':>16} {'fills':>5}  positions")
     for a in t["accounts"]:
         pos = ", ".join(f"{p['instrument']} {p['size']:+d}" for p in a["positions"]) or "-"

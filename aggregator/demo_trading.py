@@ -2,7 +2,9 @@
 
 Everything goes through the public API with EIP-712 signatures, as any client would:
 the domain comes from ``GET /v1/eip712``, marks from ``GET /v1/markets``, quotes go in
-as post-only orders through ``POST /v1/orders/batch``, takers send IOC limit orders at the
+as post-only orders through ``POST /v1/orders/batch`` (each round the maker first re-arms
+its dead man's switch, ``POST /v1/orders/cancel-all-after``, as a real quoting process
+does: if the demo died mid-run its quotes would go ``MAKER_SWITCH_MS`` later), takers send IOC limit orders at the
 maker's price (perpetuals and options, buys and sells, so shorts are opened too), and the
 figures come back from ``/v1/fills`` and ``/v1/accounts/{a}/margin``.
 
@@ -47,12 +49,16 @@ class Market:
 
 @dataclass
 class TradingFigures:
+    switch_deadline_ms: int | None = None  # the maker's dead man's switch after the last round
     orders_sent: int = 0
     orders_accepted: int = 0
     rejects: dict[str, int] = field(default_factory=dict)
     markets: list[str] = field(default_factory=list)
     size_decimals: dict[str, int] = field(default_factory=dict)
     ack_ms: list[float] = field(default_factory=list)
+
+
+MAKER_SWITCH_MS = 120_000  # the maker's quotes go two minutes after its last re-arm
 
 
 class Signer:
@@ -71,6 +77,11 @@ class Signer:
         msg = eip712.Order(self.address, m.name, side, LIMIT, tif, STP_CANCEL_TAKING, False, price, size, 0,
                            next(self._nonces), int(time.time()) + 600)
         return {"order": eip712.message_to_dict(msg), "signature": "0x" + eip712.sign(self.key, self.domain, msg).hex()}
+
+    def cancel_after(self, timeout_ms: int) -> dict[str, Any]:
+        msg = eip712.CancelAllAfter(self.address, timeout_ms, next(self._nonces), int(time.time()) + 600)
+        return {"cancelAllAfter": eip712.message_to_dict(msg),
+                "signature": "0x" + eip712.sign(self.key, self.domain, msg).hex()}
 
     def cancel_all(self) -> dict[str, Any]:
         msg = eip712.CancelAll(self.address, "", next(self._nonces), int(time.time()) + 600)
@@ -188,6 +199,10 @@ async def run_trading(url: str, maker_key: bytes, trader_keys: list[bytes], rng:
             for m in markets:
                 if rows.get(m.name, {}).get("mark"):
                     m.mark = int(rows[m.name]["mark"])
+            status, armed = await _post(session, f"{url}/v1/orders/cancel-all-after", maker.cancel_after(MAKER_SWITCH_MS))
+            if status != 200:
+                raise TradingError(f"dead man's switch refused: {status} {armed}")
+            figs.switch_deadline_ms = armed["result"]["deadline_ms"]
             await _post(session, f"{url}/v1/orders/cancel-all", maker.cancel_all())
             await send_batch([q for m in markets for q in quotes(maker, m, rng)])
             books = {m.name: await _get(session, f"{url}/v1/markets/{m.name}/book?depth=1") for m in markets}
