@@ -27,12 +27,19 @@ Types (``TYPES`` is served as JSON by ``GET /v1/eip712``, see ``eip712_schema``)
       a dead man's switch. Every order of the account is cancelled ``timeoutMs`` after
       this message is sequenced unless another one re-arms it first; ``timeoutMs`` 0
       disarms it, otherwise 1,000 to 86,400,000 (one second to one day).
+    - ``MmpConfig(address account, string underlying, uint64 intervalMs, uint64 frozenMs,
+      uint64 qtyLimit, uint64 nonce, uint64 expiry)``: market maker protection for the
+      account's options on ``underlying`` (e.g. ``ETH``): once its maker fills there
+      total more than ``qtyLimit`` size units within ``intervalMs``, its option orders on
+      that underlying are cancelled and new ones refused for ``frozenMs`` (0: until the
+      next MmpConfig). ``intervalMs`` 0 turns it off; otherwise 1 to 3,600,000 ms with
+      ``qtyLimit`` >= 1 and ``frozenMs`` <= 86,400,000.
     - ``Amend(address account, string instrument, uint64 orderId, uint64 clientOrderId,
       uint256 price, uint256 size, uint64 nonce, uint64 expiry)``: one of the ids non-zero;
       ``price`` / ``size`` 0 means unchanged (not both); ``size`` is the new total size.
     - ``SessionKey(address account, address sessionKey, uint64 validUntil, uint64 nonce,
       uint64 expiry)``: the account authorises ``sessionKey`` to sign Order, Cancel,
-      CancelAll, CancelAllAfter and Amend for it until ``validUntil`` (Unix seconds).
+      CancelAll, CancelAllAfter, MmpConfig and Amend for it until ``validUntil`` (Unix seconds).
       Signed by the account.
     - ``RevokeSessionKey(address account, address sessionKey, uint64 nonce, uint64
       expiry)``: signed by the account (or by the session key itself).
@@ -94,6 +101,7 @@ __all__ = [
     "CancelAllAfter",
     "CANCEL_AFTER_MIN_MS",
     "CANCEL_AFTER_MAX_MS",
+    "MmpConfig",
     "Amend",
     "SessionKey",
     "RevokeSessionKey",
@@ -343,6 +351,45 @@ class CancelAllAfter:
                                f"{CANCEL_AFTER_MAX_MS:,} ms, got {self.timeout_ms}")
 
 
+MMP_MAX_INTERVAL_MS = 3_600_000
+MMP_MAX_FROZEN_MS = 86_400_000
+_UNDERLYING_RE = re.compile(r"^[A-Z0-9]{2,10}$")
+
+
+@dataclass(frozen=True, slots=True)
+class MmpConfig:
+    account: str
+    underlying: str
+    interval_ms: int
+    frozen_ms: int
+    qty_limit: int
+    nonce: int
+    expiry: int
+
+    PRIMARY_TYPE: ClassVar[str] = "MmpConfig"
+    FIELDS: ClassVar[tuple[tuple[str, str, str], ...]] = (
+        ("account", "account", "address"),
+        ("underlying", "underlying", "string"),
+        ("intervalMs", "interval_ms", "uint64"),
+        ("frozenMs", "frozen_ms", "uint64"),
+        ("qtyLimit", "qty_limit", "uint64"),
+        ("nonce", "nonce", "uint64"),
+        ("expiry", "expiry", "uint64"),
+    )
+
+    def __post_init__(self) -> None:
+        _validate(self)
+        if not _UNDERLYING_RE.match(self.underlying):
+            raise MessageError(f"underlying must be 2-10 upper-case letters/digits, got {self.underlying!r}")
+        if self.interval_ms:
+            if self.interval_ms > MMP_MAX_INTERVAL_MS:
+                raise MessageError(f"intervalMs must be 0 (off) or 1 to {MMP_MAX_INTERVAL_MS:,}, got {self.interval_ms}")
+            if not self.qty_limit:
+                raise MessageError("qtyLimit must be at least 1 when intervalMs is set")
+            if self.frozen_ms > MMP_MAX_FROZEN_MS:
+                raise MessageError(f"frozenMs must be at most {MMP_MAX_FROZEN_MS:,}, got {self.frozen_ms}")
+
+
 @dataclass(frozen=True, slots=True)
 class Amend:
     account: str
@@ -446,10 +493,11 @@ class Withdrawal:
             raise MessageError("destinationChainId must not be 0")
 
 
-Message = Order | Cancel | CancelAll | CancelAllAfter | Amend | SessionKey | RevokeSessionKey | Withdrawal
+Message = (Order | Cancel | CancelAll | CancelAllAfter | MmpConfig | Amend | SessionKey | RevokeSessionKey
+           | Withdrawal)
 MESSAGE_TYPES: dict[str, type] = {
     c.PRIMARY_TYPE: c
-    for c in (Order, Cancel, CancelAll, CancelAllAfter, Amend, SessionKey, RevokeSessionKey, Withdrawal)
+    for c in (Order, Cancel, CancelAll, CancelAllAfter, MmpConfig, Amend, SessionKey, RevokeSessionKey, Withdrawal)
 }
 
 

@@ -83,6 +83,7 @@ def _schemas() -> dict[str, Any]:
         "CancelRequest": _signed_request("cancel", "Cancel"),
         "CancelAllRequest": _signed_request("cancelAll", "CancelAll"),
         "CancelAllAfterRequest": _signed_request("cancelAllAfter", "CancelAllAfter"),
+        "MmpConfigRequest": _signed_request("mmp", "MmpConfig"),
         "AmendRequest": _signed_request("amend", "Amend"),
         "SessionKeyRequest": _signed_request("sessionKey", "SessionKey"),
         "RevokeSessionKeyRequest": _signed_request("revoke", "RevokeSessionKey"),

@@ -25,7 +25,7 @@ sequenced and rejected by the core, so it is in the journal). Status by code
     404 unknown_instrument order_not_found not_found unknown_chain unknown_batch
     409 nonce_reused duplicate_client_order_id batch_out_of_order
     422 insufficient_margin reduce_only_would_increase fok_not_fillable
-        post_only_would_cross market_closed too_many_orders no_price
+        post_only_would_cross market_closed too_many_orders no_price mmp_frozen
         insufficient_free_collateral withdrawals_halted negative_equity
     429 rate_limited                 (token bucket per account; per client IP before parsing)
     503 unavailable                  (service stopped or failed: retry later / elsewhere)
@@ -81,7 +81,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "unknown_instrument": 404, "order_not_found": 404, "not_found": 404, "unknown_chain": 404, "unknown_batch": 404,
     "nonce_reused": 409, "duplicate_client_order_id": 409, "batch_out_of_order": 409,
     "insufficient_margin": 422, "reduce_only_would_increase": 422, "fok_not_fillable": 422,
-    "post_only_would_cross": 422, "market_closed": 422, "too_many_orders": 422, "no_price": 422,
+    "post_only_would_cross": 422, "market_closed": 422, "too_many_orders": 422, "no_price": 422, "mmp_frozen": 422,
     "insufficient_free_collateral": 422, "withdrawals_halted": 422, "negative_equity": 422,
     "rate_limited": 429,
     "unavailable": 503,
@@ -368,7 +368,7 @@ _SIGNED_ERRORS = ("invalid_request", "bad_signature", "unauthorized_signer", "no
                   "nonce_window", "rate_limited", "unavailable")
 _ORDER_ERRORS = _SIGNED_ERRORS + ("unknown_instrument", "invalid_tick", "invalid_lot", "insufficient_margin",
                                   "reduce_only_would_increase", "fok_not_fillable", "post_only_would_cross",
-                                  "market_closed", "too_many_orders", "no_price")
+                                  "market_closed", "too_many_orders", "no_price", "mmp_frozen")
 
 
 def _routes() -> list[Route]:
@@ -400,6 +400,11 @@ def _routes() -> list[Route]:
               "Dead man's switch (signed CancelAllAfter): every order of the account is cancelled timeoutMs after "
               "this request unless re-armed first; timeoutMs 0 disarms", "trading",
               body="CancelAllAfterRequest", response="Ack", errors=_SIGNED_ERRORS),
+        Route("POST", "/v1/mmp", _signed_handler("mmp"),
+              "Market maker protection for the account's options on one underlying (signed MmpConfig): past "
+              "qtyLimit of maker fills within intervalMs, its option orders there are cancelled and new ones "
+              "refused (mmp_frozen) for frozenMs", "trading", body="MmpConfigRequest", response="Ack",
+              errors=_SIGNED_ERRORS + ("unknown_instrument",)),
         Route("POST", "/v1/orders/amend", _signed_handler("amend"), "Amend price and/or total size (signed Amend)",
               "trading", body="AmendRequest", response="Ack", errors=_ORDER_ERRORS + ("order_not_found",)),
         Route("POST", "/v1/session-keys", _signed_handler("session_key"),

@@ -29,7 +29,7 @@ Private channels (``orders``, ``fills``, ``account``) need authentication first:
 Order entry (same checks, codes and statuses as REST; acks only after durability):
     ``{"op": "order", "id": 7, "order": {...}, "signature": "0x.."}``, likewise ``cancel``
     (field ``cancel``), ``cancel_all`` (``cancelAll``), ``cancel_all_after``
-    (``cancelAllAfter``), ``amend`` (``amend``) and
+    (``cancelAllAfter``), ``mmp`` (``mmp``), ``amend`` (``amend``) and
     ``batch`` (``orders``: up to 50 order requests). Answers: ``{"type": "ack", "id",
     "status": 200, ...ack}`` / ``{"type": "error", "id", "status", "error": {...}}`` /
     ``{"type": "batch", "id", "results": [...]}``. Requests are processed concurrently;
@@ -128,7 +128,8 @@ def _signed_op(kind_name: str) -> type:
                              tag_field="op", tag=kind_name, forbid_unknown_fields=True)
 
 
-_SIGNED_OPS = {name: _signed_op(name) for name in ("order", "cancel", "cancel_all", "cancel_all_after", "amend")}
+_SIGNED_OPS = {name: _signed_op(name) for name in ("order", "cancel", "cancel_all", "cancel_all_after", "mmp",
+                                                      "amend")}
 _OP_KIND = {v: k for k, v in _SIGNED_OPS.items()}
 _Batch = msgspec.defstruct("WsBatch", [("orders", list[KINDS["order"].request]), ("id", _Id, None)],
                            tag_field="op", tag="batch", forbid_unknown_fields=True)

@@ -377,6 +377,26 @@ class OmniclearClient:
         ack = await self._signed("/v1/orders/cancel-all-after", "cancelAllAfter", msg)
         return {"timeout": timeout, "deadline": ack["result"]["deadline_ms"], "info": ack}
 
+    async def set_mmp_config(self, underlying: str, interval_ms: int, frozen_ms: int, quantity_limit: Human,
+                             params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Market maker protection on ``underlying``'s options (as Deribit's ``set_mmp_config``): once
+        maker fills total more than ``quantity_limit`` (in the underlying, e.g. ``"0.5"`` ETH) within
+        ``interval_ms``, the option orders there are cancelled and new ones refused (``InvalidOrder``,
+        code ``mmp_frozen``) for ``frozen_ms`` (0: until the next call). ``interval_ms`` 0 turns it off."""
+        params = params or {}
+        await self.load_markets()
+        m = next((m for m in self.markets_by_id.values() if m.base == underlying), None)
+        if m is None:
+            raise BadSymbol(f"no market on underlying {underlying!r}", code="unknown_instrument")
+        limit = to_units(quantity_limit, m.size_decimals, what="quantity_limit") if interval_ms else 0
+        try:
+            msg = eip712.MmpConfig(self.address, underlying, interval_ms, frozen_ms, limit, self.nonce(),
+                                   self.expiry(params))
+        except eip712.MessageError as e:
+            raise BadRequest(str(e)) from e
+        ack = await self._signed("/v1/mmp", "mmp", msg)
+        return ack["result"] | {"info": ack}
+
     async def edit_order(self, id: str | int | None, symbol: str, type: str | None = None, side: str | None = None,
                          amount: Human | None = None, price: Human | None = None,
                          params: Mapping[str, Any] | None = None) -> dict[str, Any]:

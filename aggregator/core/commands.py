@@ -44,6 +44,7 @@ __all__ = [
     "CancelOrder",
     "CancelAllOrders",
     "CancelAllAfter",
+    "SetMmp",
     "AmendOrder",
     "GrantSessionKey",
     "RevokeSession",
@@ -116,6 +117,14 @@ class CancelAllAfter(Command, frozen=True, tag=True, array_like=True):
 
     signer: str
     cancel_after: eip712.CancelAllAfter
+    signature: bytes
+
+
+class SetMmp(Command, frozen=True, tag=True, array_like=True):
+    """A signed market maker protection config for the account's options on one underlying."""
+
+    signer: str
+    mmp: eip712.MmpConfig
     signature: bytes
 
 
@@ -204,12 +213,13 @@ _COMMANDS: tuple[type[Command], ...] = (
     CloseBatch,
     BatchSettled,
     CancelAllAfter,
+    SetMmp,
 )
 
 AnyCommand = Union[
     DepositCredit, PlaceOrder, CancelOrder, CancelAllOrders, AmendOrder,
     GrantSessionKey, RevokeSession, PriceUpdate, Tick, Withdraw, SetWithdrawalHalt, CloseBatch,
-    BatchSettled, CancelAllAfter,
+    BatchSettled, CancelAllAfter, SetMmp,
 ]
 
 # ------------------------------------------------------------------------ encoding
@@ -264,6 +274,7 @@ _SIGNED: dict[type[Command], tuple[str, type]] = {
     CancelOrder: ("cancel", eip712.Cancel),
     CancelAllOrders: ("cancel_all", eip712.CancelAll),
     CancelAllAfter: ("cancel_after", eip712.CancelAllAfter),
+    SetMmp: ("mmp", eip712.MmpConfig),
     AmendOrder: ("amend", eip712.Amend),
     GrantSessionKey: ("grant", eip712.SessionKey),
     RevokeSession: ("revoke", eip712.RevokeSessionKey),

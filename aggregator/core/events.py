@@ -31,6 +31,8 @@ __all__ = [
     "WithdrawalPaid",
     "CancelAllAfterSet",
     "CancelAllAfterTriggered",
+    "MmpConfigured",
+    "MmpTriggered",
 ]
 
 
@@ -192,3 +194,24 @@ class CancelAllAfterTriggered(NamedTuple):
     account: str
     deadline_ms: int
     cancelled: int
+
+
+class MmpConfigured(NamedTuple):
+    """Market maker protection for the account's options on ``underlying`` (interval 0: off)."""
+
+    account: str
+    underlying: str
+    interval_ms: int
+    frozen_ms: int
+    qty_limit: int
+
+
+class MmpTriggered(NamedTuple):
+    """Maker fills passed the limit: option orders on ``underlying`` cancelled, new ones refused until
+    ``frozen_until_ms`` (0: until the next MmpConfig)."""
+
+    account: str
+    underlying: str
+    qty_in_interval: int
+    cancelled: int
+    frozen_until_ms: int

@@ -87,6 +87,7 @@ class CancelReason(StrEnum):
     SELF_TRADE_PREVENTION = "SELF_TRADE_PREVENTION"
     CANCEL_ALL = "CANCEL_ALL"
     REDUCE_ONLY = "REDUCE_ONLY"  # the position it would reduce shrank or closed
+    MMP = "MMP"  # its owner's market maker protection tripped (aggregator.core.sequencer)
 
 
 class ExpireReason(StrEnum):

@@ -99,6 +99,20 @@ Cancel all after (dead man's switch)
     every few seconds: if its process, its connection or the gateway dies, its quotes go
     within ``timeoutMs``.
 
+Market maker protection (MMP)
+    ``SetMmp`` (a signed ``MmpConfig``, by the account or a live session key) sets, per
+    (account, underlying): interval, limit, frozen time (interval 0 removes it). Every
+    maker fill of one of the account's non-reduce-only *option* orders on that
+    underlying adds its size to a rolling window (fills stamped within the last
+    ``intervalMs``, the command's ``ts_ms`` being the fill time). When the window's sum
+    passes ``qtyLimit`` (strictly), after the command's fills (so the whole sweep that
+    tripped it counts): the account's non-reduce-only option orders on the underlying
+    are cancelled (``CancelReason.MMP``), ``MmpTriggered`` is emitted, the window is
+    emptied, and new non-reduce-only option orders there are refused (``mmp_frozen``)
+    until ``ts_ms + frozenMs`` (``frozenMs`` 0: until the next ``SetMmp``). Perps are
+    never frozen, so the maker can hedge at once. A new ``SetMmp`` resets the window and
+    lifts a freeze.
+
 Expiry and listing
     On ``Tick``: every option whose expiry is at or before ``ts_ms`` is closed (resting
     orders expire) and cash-settled at intrinsic value of the settlement price, rounded
@@ -162,6 +176,7 @@ from __future__ import annotations
 import copy
 import heapq
 import pickle
+from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -175,6 +190,8 @@ from aggregator.core.events import (
     BankruptcyCovered,
     CancelAllAfterSet,
     CancelAllAfterTriggered,
+    MmpConfigured,
+    MmpTriggered,
     BatchClosed,
     ChainBatchSettled,
     DepositCredited,
@@ -276,6 +293,7 @@ class RejectCode(StrEnum):
     INVALID_BATCH = "invalid_batch"  # malformed journal hash or batch number
     BATCH_OUT_OF_ORDER = "batch_out_of_order"
     UNKNOWN_BATCH = "unknown_batch"  # not closed yet
+    MMP_FROZEN = "mmp_frozen"  # market maker protection tripped: option orders on the underlying refused for now
 
 
 _NONCE_CODES = {
@@ -410,6 +428,24 @@ def _next_roll_after(now_ms: int) -> int:
     return day if day > now_ms else day + MS_PER_DAY
 
 
+class MmpState:
+    """One account's market maker protection on one underlying's options (see the module doc)."""
+
+    __slots__ = ("interval", "frozen_ms", "limit", "fills", "qty", "frozen_until")
+
+    def __init__(self, interval: int, frozen_ms: int, limit: int) -> None:
+        self.interval = interval
+        self.frozen_ms = frozen_ms
+        self.limit = limit
+        self.fills: deque[tuple[int, int]] = deque()  # (ts_ms, size) of maker fills within the interval
+        self.qty = 0  # their sum
+        self.frozen_until = 0  # 0: not frozen; -1: until the next config; else ms
+
+    def frozen(self, now_ms: int) -> bool:
+        f = self.frozen_until
+        return f < 0 or now_ms < f
+
+
 class ReduceRoom:
     """The book's reduce-only hook for one market (``OrderBook.ro_room``, see aggregator.core.matching).
 
@@ -483,6 +519,7 @@ class Sequencer:
             C.CancelOrder: self._cancel,
             C.CancelAllOrders: self._cancel_all,
             C.CancelAllAfter: self._cancel_all_after,
+            C.SetMmp: self._set_mmp,
             C.AmendOrder: self._amend,
             C.GrantSessionKey: self._grant,
             C.RevokeSession: self._revoke,
@@ -519,6 +556,8 @@ class Sequencer:
         d.setdefault("_drift", {})  # underlying -> sum of |mark change| so far, see _sweep
         d.setdefault("_dms", {})  # account -> deadline ms of its armed cancel-all-after switch
         d.setdefault("_dms_q", ExpiryQueue())  # (account, deadline) by deadline (re-armed ones skipped)
+        d.setdefault("_mmp", {})  # (account, underlying) -> MmpState
+        d.setdefault("_mmp_hit", [])  # (account, underlying) whose limit this command's fills passed
 
     # ================================================================== the mutator
 
@@ -854,6 +893,12 @@ class Sequencer:
         reduce_only = o.reduce_only
         if not reduce_only and self._status.get(und) in _CLOSED_STATUSES:
             raise _Reject(RejectCode.MARKET_CLOSED, f"{und} is {self._status[und]}: reduce-only orders only")
+        if not reduce_only and self._mmp and not m.is_perp:
+            st = self._mmp.get((addr, und))
+            if st is not None and st.frozen(self._now_ms):
+                until = "the next MmpConfig" if st.frozen_until < 0 else f"{st.frozen_until} ms"
+                raise _Reject(RejectCode.MMP_FROZEN, f"market maker protection on {und} options tripped: "
+                                                     f"only reduce-only orders until {until}")
         acct = self._accounts.get(addr)
         side = o.side
         buy = side == _BUY
@@ -957,6 +1002,8 @@ class Sequencer:
             status = ended
         if self._ro_dirty:
             self._enforce_reduce_only(out_events)
+        if self._mmp_hit:
+            self._mmp_trip(out_events)
         return Outcome(cmd.seq, True, None, "", tuple(out_events),
                        {"order_id": oid, "client_order_id": coid, "instrument": m.name, "status": status,
                         "price": price, "size": size, "filled": filled, "remaining": remaining if ended is None else 0,
@@ -1031,6 +1078,11 @@ class Sequencer:
             del maker.orders[mk.order_id]
             if mk.reduce_only:
                 maker.ro_orders -= 1
+        if self._mmp and not m.is_perp and not mk.reduce_only:
+            key = (maker.address, m.underlying)
+            st = self._mmp.get(key)
+            if st is not None and not st.frozen(self._now_ms):
+                self._mmp_fill(st, key, q)
         notional = p * q // scale
         cfg = self._cfg
         mfee = -(-notional * cfg.maker_fee_bps // BPS)
@@ -1164,6 +1216,58 @@ class Sequencer:
         return Outcome(cmd.seq, True, None, "", (CancelAllAfterSet(addr, c.timeout_ms, deadline),),
                        {"account": addr, "timeout_ms": c.timeout_ms, "deadline_ms": deadline or None})
 
+    def _set_mmp(self, cmd: C.SetMmp) -> Outcome:
+        c = cmd.mmp
+        addr = c.account
+        if cmd.signer != addr:
+            self._auth(addr, cmd.signer)
+        nkey = _nonce_key(addr, cmd.signer)
+        self._nonce_check(nkey, c.nonce, c.expiry)
+        if c.underlying not in self._params:
+            raise _Reject(RejectCode.UNKNOWN_INSTRUMENT, f"no underlying {c.underlying!r} is listed")
+        self._nonce_use(nkey, c.nonce, c.expiry)
+        key = (addr, c.underlying)
+        if c.interval_ms:
+            self._mmp[key] = MmpState(c.interval_ms, c.frozen_ms, c.qty_limit)
+        else:
+            self._mmp.pop(key, None)
+        return Outcome(cmd.seq, True, None, "",
+                       (MmpConfigured(addr, c.underlying, c.interval_ms, c.frozen_ms, c.qty_limit),),
+                       {"account": addr, "underlying": c.underlying, "enabled": bool(c.interval_ms),
+                        "interval_ms": c.interval_ms, "frozen_ms": c.frozen_ms, "qty_limit": c.qty_limit})
+
+    def _mmp_fill(self, st: MmpState, key: tuple[str, str], q: int) -> None:
+        """Count a maker fill of ``q`` in ``st``'s rolling interval; note ``key`` if the limit is passed."""
+        now = self._now_ms
+        fills = st.fills
+        fills.append((now, q))
+        st.qty += q
+        start = now - st.interval
+        while fills[0][0] <= start:
+            st.qty -= fills.popleft()[1]
+        if st.qty > st.limit and key not in self._mmp_hit:
+            self._mmp_hit.append(key)
+
+    def _mmp_trip(self, events: list) -> None:
+        """Trip every protection this command's fills passed: cancel the account's option orders there, freeze."""
+        hits, self._mmp_hit = self._mmp_hit, []
+        now = self._now_ms
+        for addr, und in hits:
+            st = self._mmp[(addr, und)]
+            acct = self._accounts[addr]
+            n = 0
+            for r in [r for r in acct.orders.values()
+                      if r.market.underlying == und and not r.market.is_perp and not r.reduce_only]:
+                for e in r.market.book.cancel(r.order_id):
+                    events.append(OrderCancelled(e.instrument, e.order_id, e.client_order_id, e.account,
+                                                 e.remaining, CancelReason.MMP))
+                self._drop(r.order_id)
+                n += 1
+            st.frozen_until = now + st.frozen_ms if st.frozen_ms else -1
+            events.append(MmpTriggered(addr, und, st.qty, n, max(st.frozen_until, 0)))
+            st.fills.clear()
+            st.qty = 0
+
     def _fire_dms(self, now: int, events: list) -> int:
         """Cancel every order of each account whose switch's deadline is before ``now`` (not re-armed since)."""
         dms, n = self._dms, 0
@@ -1262,6 +1366,8 @@ class Sequencer:
             status = "cancelled" if ended else "filled"
         if self._ro_dirty:
             self._enforce_reduce_only(out_events)
+        if self._mmp_hit:
+            self._mmp_trip(out_events)
         return Outcome(cmd.seq, True, None, "", tuple(out_events),
                        {"order_id": r.order_id, "client_order_id": r.client_order_id, "instrument": m.name,
                         "status": status, "price": r.price, "size": r.size, "filled": r.size - r.remaining,
@@ -2133,6 +2239,10 @@ class Sequencer:
                 "positions": positions, "initial_margin": im, "maintenance_margin": mm,
                 "free_collateral": acct.total - im, "open_orders": len(acct.orders),
                 "liquidations": acct.liquidations, "cancel_all_after_ms": self._dms.get(acct.address),
+                "mmp": {und: {"interval_ms": st.interval, "frozen_ms": st.frozen_ms, "qty_limit": st.limit,
+                              "qty_in_interval": st.qty, "frozen": st.frozen(self._now_ms),
+                              "frozen_until_ms": st.frozen_until if st.frozen_until > 0 else None}
+                        for (a, und), st in sorted(self._mmp.items()) if a == acct.address},
                 "session_keys": dict(sorted(self._sessions.get(acct.address, {}).items()))}
 
     def session_keys(self, address: str) -> dict[str, int]:

@@ -20,6 +20,7 @@ from aggregator.eip712 import (
     CancelAll,
     CancelAllAfter,
     Domain,
+    MmpConfig,
     Order,
     RevokeSessionKey,
     SessionKey,
@@ -75,6 +76,8 @@ def messages() -> list[Any]:
         Withdrawal(a2, usdc, 1, 31337, a2, 0, 1),
         CancelAllAfter(a1, 60_000, 13, exp),
         CancelAllAfter(a2, 0, 14, exp),
+        MmpConfig(a1, "ETH", 10_000, 60_000, 30_000, 15, exp),
+        MmpConfig(a3, "XAU", 0, 0, 0, 16, exp),
     ]
 
 

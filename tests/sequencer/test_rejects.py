@@ -492,6 +492,21 @@ def amend_growing_while_market_closed():
         amend(ALICE, PERP, 4, size=400, now_ms=h.now))
 
 
+@case(U.MMP_FROZEN)
+def option_quote_while_market_maker_protection_is_frozen():
+    h = base()
+    assert h.mmp(BOB, "ETH", 1_000, 5_000, 10).accepted
+    assert h.place(BOB, OPT, SELL, px(100), 10).accepted
+    assert h.place(BOB, OPT, SELL, px(101), 10).accepted
+    assert h.place(ALICE, OPT, BUY, px(101), 20, tif=IOC).result["filled"] == 20  # trips it: Bob frozen 5 s
+
+    def after_the_freeze(h: Harness) -> Outcome:
+        h.advance(5_000)
+        return h.apply(place(BOB, OPT, SELL, px(100), 10, now_ms=h.now))
+
+    return h, place(BOB, OPT, SELL, px(100), 10, now_ms=h.now), after_the_freeze
+
+
 @case(U.TOO_MANY_ORDERS)
 def resting_order_beyond_max_open_orders():
     h = base(max_open_orders=3)
