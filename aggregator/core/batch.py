@@ -49,7 +49,9 @@ Netting report
     enter and leave on their own chain). Netting over a command is already counted, so
     this is a lower bound of pairwise gross. *Bridged volume* is ``sum`` of the legs.
     ``efficiency = 1 - bridged / gross``; ``bridged <= gross`` always (the batch net of a
-    chain is the sum of the commands' nets, and ``max(sum, 0) <= sum of max``).
+    chain is the sum of the commands' nets, and ``max(sum, 0) <= sum of max``). A liquidity
+    account's rebalancing moves (``rebalance_moves``) are its own balance changing chains:
+    they count in gross (and in ``rebalanced``) like any such move, so the bound holds.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ __all__ = [
     "Payout",
     "Leg",
     "buffer_swaps",
+    "rebalance_moves",
     "ChainBatch",
     "Netting",
     "Batch",
@@ -155,9 +158,11 @@ class Netting:
     gross: int = 0
     bridged: int = 0
     buffered: int = 0  # served from the liquidity account's balance on the receiving chain instead
+    rebalanced: int = 0  # the liquidity account's own balance moved to chains low on it (in gross and bridged)
 
     def __add__(self, other: Netting) -> Netting:
-        return Netting(self.gross + other.gross, self.bridged + other.bridged, self.buffered + other.buffered)
+        return Netting(self.gross + other.gross, self.bridged + other.bridged, self.buffered + other.buffered,
+                       self.rebalanced + other.rebalanced)
 
     @property
     def efficiency_bps(self) -> int:
@@ -173,7 +178,7 @@ class Netting:
 
     def to_dict(self) -> dict:
         return {"gross": self.gross, "bridged": self.bridged, "buffered": self.buffered,
-                "efficiency_bps": self.efficiency_bps}
+                "rebalanced": self.rebalanced, "efficiency_bps": self.efficiency_bps}
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,11 +323,50 @@ def buffer_swaps(nets: Mapping[int, int], liquidity: Mapping[int, int]) -> list[
     return out
 
 
+def rebalance_moves(balances: Mapping[int, int], weights: Mapping[int, int], chains: Iterable[int], low_bps: int,
+                    blocked: Container[int] = ()) -> list[tuple[int, int, int]]:
+    """Return ``(from chain, to chain, amount)`` moves that refill a liquidity account's low chains.
+
+    Each chain's part is ``target[c] = total * weights[c] // sum(weights)`` (``total``: its
+    non-negative balances on ``chains``; the weights are what the account was funded with
+    per chain, so the operator's split is kept; a chain without weight has part 0). A
+    weighted chain below ``target * low_bps / 10^4`` and not in ``blocked`` is low; only when
+    one is, each low chain is brought up to its part (largest need first, ties by chain
+    id) from the chains above theirs (largest surplus first), never taking a donor below
+    its part. Deterministic; empty if nothing is low.
+    """
+    cs = sorted(chains)
+    w = {c: max(weights.get(c, 0), 0) for c in cs}
+    wsum = sum(w.values())
+    if not cs or low_bps <= 0 or not wsum:
+        return []
+    bal = {c: max(balances.get(c, 0), 0) for c in cs}
+    total = sum(bal.values())
+    target = {c: total * w[c] // wsum for c in cs}
+    low = [(c, target[c] - bal[c]) for c in cs
+           if w[c] and bal[c] * 10_000 < target[c] * low_bps and c not in blocked]
+    if not low:
+        return []
+    donors = [[c, x] for c, x in _by_size((c, bal[c] - target[c]) for c in cs if bal[c] > target[c])]
+    out: list[tuple[int, int, int]] = []
+    for r, need in _by_size(low):
+        for d in donors:
+            if not need:
+                break
+            x = min(need, d[1])
+            if x:
+                out.append((d[0], r, x))
+                d[1] -= x
+                need -= x
+    return out
+
+
 def build_batch(*, number: int, seq: int, ts_ms: int, chains: Sequence[int],
                 balances: Mapping[str, Mapping[int, int]], settled: Mapping[tuple[str, int], int],
                 payouts: Sequence[Payout], gross: int, cumulative: Netting, state_root: bytes,
                 journal_hash: bytes = ZERO_HASH, known: Container[str] | None = None,
-                liquidity: tuple[str, Mapping[int, int]] | None = None) -> BatchPlan:
+                liquidity: tuple[str, Mapping[int, int]] | None = None, rebalance_bps: int = 0,
+                liquidity_weights: Mapping[int, int] | None = None) -> BatchPlan:
     """Build batch ``number`` from the ledger ``balances`` (account -> chain -> balance) and the
     projected on-chain view ``settled`` ((account, chain) -> balance), paying ``payouts``.
 
@@ -340,6 +384,15 @@ def build_batch(*, number: int, seq: int, ts_ms: int, chains: Sequence[int],
     there, that balance is handed over and the account is credited on a sending chain
     instead, so no bridge leg (and no wait for a mint) is needed; ``netting.buffered``
     counts it. Every vault stays solvent: the swaps move only settled balances.
+
+    ``rebalance_bps`` > 0 also keeps that account's balance spread over the chains as it
+    was funded (``liquidity_weights``: chain -> what it deposited there; see
+    ``rebalance_moves``): after the swaps, a chain whose balance fell below that share of
+    its part, and that pays no withdrawal in this batch (so no payout waits for the
+    refill's mint), is brought back to its part from the chains above theirs. The moves
+    are the account's own ledger balances changing chains: they enter the nets, so they
+    are bridged together with everything else, and count in ``gross`` and
+    ``netting.rebalanced``.
     """
     chain_set = frozenset(chains)
     if liquidity is not None and liquidity[0] not in balances:
@@ -372,17 +425,23 @@ def build_batch(*, number: int, seq: int, ts_ms: int, chains: Sequence[int],
             if c not in chain_set:
                 raise ValueError(f"account {addr} has a balance change on chain {c}, not a settlement chain")
             deltas[c].append((addr, d))
-    buffered = 0
+    buffered = rebalanced = 0
     if liquidity is not None:
         laddr = liquidity[0]
         nets = {c: sum(a for _, a in deltas[c]) for c in chain_set}
         lbal = dict(targets.get(laddr) or balances[laddr])
         swaps = buffer_swaps(nets, lbal)
-        if swaps:
-            for r, snd, x in swaps:
-                lbal[r] -= x
-                lbal[snd] = lbal.get(snd, 0) + x
-                buffered += x
+        for r, snd, x in swaps:
+            lbal[r] -= x
+            lbal[snd] = lbal.get(snd, 0) + x
+            buffered += x
+        moves = rebalance_moves(lbal, liquidity_weights or {}, chain_set, rebalance_bps,
+                                blocked={w.chain_id for w in payouts})
+        for src, dst, x in moves:
+            lbal[src] -= x
+            lbal[dst] = lbal.get(dst, 0) + x
+            rebalanced += x
+        if swaps or moves:
             targets[laddr] = lbal
             for c in chain_set:  # the liquidity account's deltas, recomputed from its new balances
                 k = (laddr, c)
@@ -417,6 +476,6 @@ def build_batch(*, number: int, seq: int, ts_ms: int, chains: Sequence[int],
             raise BatchImbalance(f"batch {number}: chain {c} deltas {part.net} do not match its legs")
         parts.append(part)
     bridged = sum(g.amount for g in legs)
-    netting = Netting(gross + moved, bridged, buffered)
+    netting = Netting(gross + moved + rebalanced, bridged, buffered, rebalanced)
     batch = Batch(number, seq, ts_ms, state_root, journal_hash, tuple(parts), legs, netting, cumulative + netting)
     return BatchPlan(batch, targets)

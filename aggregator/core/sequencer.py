@@ -361,6 +361,9 @@ class SequencerConfig:
     # an account (an operator's or LPs') whose balances batches may move between chains instead
     # of bridging (``core.batch.buffer_swaps``); None: every cross-chain net is bridged
     liquidity_account: str | None = None
+    # refill a chain of the liquidity account's once it holds less than this share (bps) of its
+    # even part (``core.batch.rebalance_moves``); 0: never move it between chains
+    liquidity_rebalance_bps: int = 5_000
 
     def __post_init__(self) -> None:
         chains = tuple(c if isinstance(c, SettlementChain) else SettlementChain(c) for c in self.settlement_chains)
@@ -375,7 +378,8 @@ class SequencerConfig:
             object.__setattr__(self, "liquidity_account", eip712.to_checksum_address(self.liquidity_account))
         if self.fee_account == self.insurance_account:
             raise ValueError("fee and insurance accounts must differ")
-        for n in ("maker_fee_bps", "taker_fee_bps", "funding_clamp_bps", "liquidation_penalty_bps"):
+        for n in ("maker_fee_bps", "taker_fee_bps", "funding_clamp_bps", "liquidation_penalty_bps",
+                  "liquidity_rebalance_bps"):
             v = getattr(self, n)
             if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= BPS:
                 raise ValueError(f"{n} must be an int in [0, 10000], got {v!r}")
@@ -556,6 +560,7 @@ class Sequencer:
         d.setdefault("_drift", {})  # underlying -> sum of |mark change| so far, see _sweep
         d.setdefault("_dms", {})  # account -> deadline ms of its armed cancel-all-after switch
         d.setdefault("_dms_q", ExpiryQueue())  # (account, deadline) by deadline (re-armed ones skipped)
+        d.setdefault("_lp_funding", {})  # chain -> deposits of the liquidity account there (rebalancing weights)
         d.setdefault("_mmp", {})  # (account, underlying) -> MmpState
         d.setdefault("_mmp_hit", [])  # (account, underlying) whose limit this command's fills passed
 
@@ -658,6 +663,8 @@ class Sequencer:
         self._projected[vk] = self._projected.get(vk, 0) + cmd.amount
         self._confirmed[vk] = self._confirmed.get(vk, 0) + cmd.amount
         self._deposit_chains.add(cmd.chain_id)
+        if addr == self._cfg.liquidity_account:  # how the operator split it: rebalancing keeps that split
+            self._lp_funding[cmd.chain_id] = self._lp_funding.get(cmd.chain_id, 0) + cmd.amount
         ev = DepositCredited(addr, cmd.chain_id, cmd.deposit_nonce, cmd.amount)
         return Outcome(cmd.seq, True, None, "", (ev,),
                        {"credited": True, "duplicate": False, "account": addr, "chain_id": cmd.chain_id,
@@ -1889,7 +1896,8 @@ class Sequencer:
         try:
             return build_batch(number=self._batch_number + 1, seq=seq, ts_ms=ts_ms, chains=self._chain_ids(),
                                balances={a: accounts[a].balances for a in dirty}, known=accounts,
-                               liquidity=self._liquidity(),
+                               liquidity=self._liquidity(), rebalance_bps=self._cfg.liquidity_rebalance_bps,
+                               liquidity_weights=self._lp_funding,
                                settled=self._projected, payouts=payouts, gross=self._gross,
                                cumulative=self._cumulative, state_root=self.state_root(), journal_hash=journal_hash)
         except ValueError as e:

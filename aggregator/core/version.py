@@ -29,7 +29,10 @@ Versions
        And a bankrupt account (still below zero after its perps are taken over, or
        after an option settlement) hands its options to the insurance fund at their
        marks before the fund covers it: no account is left below zero holding options
-       (under version 1 it blocked ``CloseBatch`` with ``negative_equity``).
+       (under version 1 it blocked ``CloseBatch`` with ``negative_equity``). And batches
+       refill a liquidity account's drained chains from its other chains
+       (``liquidity_rebalance_bps``, ``core.batch.rebalance_moves``). New commands, which
+       no version-1 journal holds: ``CancelAllAfter``, ``SetMmp``.
 """
 
 from __future__ import annotations

@@ -432,3 +432,57 @@ def test_buffer_swaps_never_take_more_than_held_or_needed():
     swaps = buffer_swaps(nets, {2: 1_000, 3: 50, 1: 10**9})
     assert swaps == [(2, 1, 500), (3, 1, 50)]
     assert buffer_swaps(nets, {}) == [] and buffer_swaps({1: 0}, {1: 5}) == []
+
+
+def test_a_drained_chain_is_refilled_in_the_next_batch_that_pays_nothing_there():
+    w = World(liquidity_account=LP)
+    w.deposit(LP, 1_000 * USD, HUB)
+    w.deposit(LP, 1_000 * USD, ARB)
+    w.deposit(ALICE, 1_000 * USD, HUB)
+    w.close()
+    w.relay()
+    w.withdraw(ALICE, 600 * USD, ARB)  # served from the buffer: ARB 400 of its 1,000 part (< 50%)
+    b = w.close()
+    assert b.netting.buffered == 600 * USD and b.netting.rebalanced == 0 and b.legs == ()  # ARB pays: no refill
+    w.relay()
+    w.assert_chains_agree()
+    b = w.close()  # nothing paid on ARB now: HUB's surplus goes back
+    assert b.netting.rebalanced == 600 * USD and b.legs == (Leg(HUB, ARB, 600 * USD),)
+    assert b.netting.gross >= b.netting.bridged == 600 * USD
+    assert w.seq.account(LP)["balances"] == {str(HUB): 1_000 * USD, str(ARB): 1_000 * USD}
+    w.relay()
+    w.assert_chains_agree()  # ARB's vault got the mint, every vault holds exactly its balances
+    assert w.close().netting.rebalanced == 0  # balanced: nothing more moves
+    assert w.seq.netting()["rebalanced"] == 600 * USD
+
+
+def test_balance_piled_on_an_unfunded_chain_flows_back_and_zero_bps_never_moves():
+    for bps, moved in ((5_000, 700 * USD), (0, 0)):
+        w = World(liquidity_account=LP, liquidity_rebalance_bps=bps)
+        w.deposit(LP, 1_000 * USD, HUB)
+        w.deposit(LP, 1_000 * USD, ARB)
+        w.deposit(BOB, 1_000 * USD, BNB)  # BNB: the LP was never funded there
+        w.close()
+        w.relay()
+        w.withdraw(BOB, 700 * USD, ARB)  # swap: LP ARB 300, LP BNB +700
+        w.close()
+        w.relay()
+        b = w.close()
+        assert b.netting.rebalanced == moved
+        if moved:
+            assert b.legs == (Leg(BNB, ARB, 700 * USD),)
+            assert w.seq.account(LP)["balances"].get(str(BNB), 0) == 0
+        w.relay()
+        w.assert_chains_agree()
+
+
+def test_rebalance_moves_keep_the_funded_split_and_skip_blocked_chains():
+    from aggregator.core.batch import rebalance_moves
+
+    weights = {1: 3_000, 2: 1_000}  # funded 3:1: parts 3,000 and 1,000 of 4,000, chain 3 none
+    assert rebalance_moves({1: 3_600, 2: 400}, weights, (1, 2, 3), 5_000) == [(1, 2, 600)]  # 400 < 50% of 1,000
+    assert rebalance_moves({1: 3_400, 2: 600}, weights, (1, 2, 3), 5_000) == []  # 60%: not low
+    assert rebalance_moves({1: 3_600, 2: 400}, weights, (1, 2, 3), 5_000, blocked={2}) == []
+    assert rebalance_moves({1: 3_000, 2: 0, 3: 1_000}, weights, (1, 2, 3), 5_000) == [(3, 2, 1_000)]
+    assert rebalance_moves({1: 3_600, 2: 400}, {}, (1, 2, 3), 5_000) == []  # never funded: nothing to keep
+    assert rebalance_moves({1: 3_600, 2: 400}, weights, (1, 2, 3), 0) == []
