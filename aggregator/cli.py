@@ -81,12 +81,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     if args.verify_processes < 0:
         raise CliError(f"--verify-processes must be >= 0, got {args.verify_processes}")
+    if args.checkpoint_every < 0:
+        raise CliError(f"--checkpoint-every must be >= 0, got {args.checkpoint_every}")
+    if not 0 <= args.liquidity_rebalance_bps <= 10_000:
+        raise CliError(f"--liquidity-rebalance-bps must be 0..10000, got {args.liquidity_rebalance_bps}")
     settings = _settings(args)
     dep = devnet.load_deployment(Path(args.state_dir))
     engine = make_engine(args.db or database_url())
     journal = Path(args.journal) if args.journal else Path(args.state_dir) / "journal"
     svc = Service(settings, dep, engine, host=args.host, port=args.port, journal_dir=journal,
-                  verify_processes=args.verify_processes, liquidity_account=_address(args.liquidity_account))
+                  verify_processes=args.verify_processes, liquidity_account=_address(args.liquidity_account),
+                  liquidity_rebalance_bps=args.liquidity_rebalance_bps, checkpoint_every=args.checkpoint_every)
     asyncio.run(svc.run_forever())
     return 0
 
@@ -220,6 +225,12 @@ def build_parser() -> argparse.ArgumentParser:
                     help="signature-recovery worker processes (default: cores; 0: threads in the service)")
     sv.add_argument("--liquidity-account", metavar="ADDRESS",
                     help="an account whose deposits batches may move between chains instead of bridging")
+    sv.add_argument("--liquidity-rebalance-bps", type=int, default=5_000, metavar="BPS",
+                    help="refill a chain of the liquidity account's once it holds less than BPS/100 %% of its part "
+                         "(parts as it was funded) from its other chains (default 5000; 0: never)")
+    sv.add_argument("--checkpoint-every", type=int, default=100_000, metavar="N",
+                    help="sequencer checkpoint (in <journal>/checkpoints/) every N commands: a restart replays "
+                         "only the journal after the newest one (default 100,000; 0: never)")
     sv.set_defaults(func=cmd_serve)
 
     dm = sub.add_parser("demo", help="end-to-end scenario on a fresh local devnet")

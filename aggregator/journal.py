@@ -54,7 +54,12 @@ Crash safety
 Recovery
     ``Journal.open`` returns the journal positioned after the last good record, with
     ``last_seq`` and ``last_ts_ms`` recovered (0 / 0 when empty); ``replay(from_seq)``
-    yields every command with ``seq >= from_seq`` in order.
+    yields every command with ``seq >= from_seq`` in order. It opens no segment before
+    the one holding ``from_seq`` (segment names are first seqs) and steps over the
+    records before ``from_seq`` in that one by their length alone (no crc, no decode;
+    the first record decoded must carry the seq its position implies): a restart from a
+    checkpoint (``aggregator.checkpoint``) reads only the journal's tail. (The last
+    segment's records were all crc-checked by ``open``.)
 
 Failure
     If a write or fsync fails the journal is *failed*: every pending and later append
@@ -130,13 +135,15 @@ def _segments(directory: Path) -> list[Path]:
     return sorted(p for p in directory.iterdir() if p.name.endswith(_SUFFIX) and p.name[:-len(_SUFFIX)].isdigit())
 
 
-def read_segment(path: Path, rules_version: int | None = None) -> tuple[list[bytes], int, str | None]:
+def read_segment(path: Path, rules_version: int | None = None, skip: int = 0) -> tuple[list[bytes], int, str | None]:
     """Return ``(payloads, good_length, problem)`` of one segment file.
 
     ``good_length`` is the byte offset just after the last good record (0 if the header
     is torn or bad); ``problem`` describes why reading stopped before the end of the file
     (``None`` if it did not). A header with another rules version than ``rules_version``
-    (default: the running build's) raises ``JournalVersionMismatch``.
+    (default: the running build's) raises ``JournalVersionMismatch``. ``skip``: the first
+    ``skip`` records are stepped over by their length alone (no crc, not returned: a
+    replay from a checkpoint), so ``payloads`` starts with record ``skip``.
     """
     data = path.read_bytes()
     version = _header_version(data[: SEGMENT_HEADER.size])
@@ -147,6 +154,15 @@ def read_segment(path: Path, rules_version: int | None = None) -> tuple[list[byt
         raise JournalVersionMismatch(f"{path.parent} (segment {path.name})", version, expected)
     pos, end, out = SEGMENT_HEADER.size, len(data), []
     hs = HEADER.size
+    unpack = HEADER.unpack_from
+    while skip and pos < end:
+        if end - pos < hs:
+            return out, pos, f"torn record header at offset {pos}"
+        length = unpack(data, pos)[0]
+        if length == 0 or length > MAX_RECORD or end - pos - hs < length:
+            return out, pos, f"bad or torn record (length {length}) at offset {pos}"
+        pos += hs + length
+        skip -= 1
     while pos < end:
         if end - pos < hs:
             return out, pos, f"torn record header at offset {pos}"
@@ -303,13 +319,22 @@ class Journal:
         expect: int | None = None
         for i in range(start, len(segs)):
             p = segs[i]
-            payloads, good, problem = read_segment(p, self.rules_version)
+            skip = 0
+            if expect is None:
+                # records are contiguous from the seq in the segment's name: the ones before from_seq are
+                # stepped over (length only: no crc, no decode); the first decoded one must carry the expected seq
+                first = int(p.name[: -len(_SUFFIX)])
+                if from_seq > first:
+                    skip = from_seq - first
+            payloads, good, problem = read_segment(p, self.rules_version, skip)
             if problem is not None:
                 if i != len(segs) - 1:
                     raise JournalCorrupt(f"{p.name}: {problem} in a sealed segment")
-                if self._file is None and good:  # a read-only replay of a journal nobody has open: repair
+                if self._file is None and good and not skip:  # a read-only replay nobody has open: repair
                     with open(p, "r+b") as f:
                         f.truncate(good)
+            if skip:
+                expect = first + skip
             for payload in payloads:
                 cmd = _commands.decode(payload)
                 if expect is not None and cmd.seq != expect:

@@ -36,9 +36,21 @@ Invariants
     - If ``apply`` raises (a core bug) or the journal fails, the service stops accepting
       (``unavailable``, 503): memory may no longer match the journal; a restart replays.
 
+Checkpoints (``aggregator.checkpoint`` has the format and every failure rule)
+    Every ``checkpoint_every`` commands (default 100,000; 0: never; sequencing only
+    compares ``seq`` with the next due one) a forked child writes the whole state after
+    command N (the Sequencer's ``snapshot()`` and ``state_root()``, the deposit index) to
+    ``<journal>/checkpoints/``; the loop pays only the ``fork`` (a few ms) and the child
+    puts the file in place only once the journal is durable up to N (``_on_durable``
+    releases it). ``start()`` restores the newest valid checkpoint, checks its state root
+    and that the journal's command N is the recorded one, and replays only the records
+    after N; any unusable checkpoint is logged and skipped (older one, else a full
+    replay). The result is the state a full replay gives (``tests/api/test_checkpoint.py``).
+    The journal is never truncated. ``checkpoint_now()`` takes one on demand.
+
 Integrator hooks: ``submit_deposit`` (idempotent per ``(chain_id, deposit_nonce)``),
 ``submit_price``, ``subscribe``. Run standalone with
-``python -m aggregator.sequencer_service --journal DIR --port N``.
+``python -m aggregator.sequencer_service --journal DIR --port N [--checkpoint-every N]``.
 
 Performance notes (``bench/bench_order_entry.py``; CPU per order measured single-threaded)
     - ``jsonable`` (every ack body): exact scalar types return at once and NamedTuple
@@ -108,11 +120,13 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import coincurve
 import msgspec
 
+from aggregator import checkpoint as _ckpt
 from aggregator import eip712
 from aggregator.core import commands as C
 from aggregator.journal import Journal, JournalError
@@ -1149,7 +1163,13 @@ class SequencerService:
     def __init__(self, sequencer_factory: Callable[[], Any], domain: eip712.Domain, journal_dir: str,
                  *, clock_ms: Callable[[], int] = wall_clock_ms, tick_interval_s: float | None = 1.0,
                  verify_threads: int = 2, segment_bytes: int = 64 << 20, fsync: bool = True,
-                 verify_processes: int = 0) -> None:
+                 verify_processes: int = 0, checkpoint_every: int = _ckpt.DEFAULT_CHECKPOINT_EVERY,
+                 sequencer_config: Any = None, checkpoint_dir: str | None = None) -> None:
+        """``checkpoint_every``: write a checkpoint (``aggregator.checkpoint``) every so many commands
+        (0: never; loading still happens). Checkpoints need the ``SequencerConfig`` (``sequencer_config``,
+        else the factory's ``config`` attribute, which ``default_sequencer_factory`` sets) and a
+        Sequencer-like class with ``snapshot``/``restore``; without one they are off, writing and loading.
+        ``checkpoint_dir``: default ``<journal_dir>/checkpoints``."""
         self.sequencer_factory = sequencer_factory
         self.domain = domain
         self.journal_dir = journal_dir
@@ -1168,9 +1188,25 @@ class SequencerService:
         self._subscribers: list[Subscriber] = []
         self._unpublished: list[tuple[C.Command, Any]] = []
         self._deposits: dict[tuple[int, int], int] = {}
+        self._deposit_accounts: dict[str, None] = {}  # accounts of deposits, in order (taught to the fast Order build)
         self._tick_task: asyncio.Task | None = None
         self._fatal: str | None = None
         self._running = False
+        # checkpoints
+        if checkpoint_every < 0:
+            raise ValueError(f"checkpoint_every must be >= 0, got {checkpoint_every}")
+        self.checkpoint_every = checkpoint_every
+        self.sequencer_config = sequencer_config if sequencer_config is not None else getattr(
+            sequencer_factory, "config", None)
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else _ckpt.checkpoint_dir(journal_dir)
+        self._config_fp: str | None = None
+        self.checkpoint_writer = _ckpt.CheckpointWriter(self.checkpoint_dir)
+        self.checkpoint_writer.on_done = self._checkpoint_done
+        self.restored_from = 0  # seq of the checkpoint the last start() restored (0: full replay)
+        self.checkpoint_rejected: list[tuple[str, str]] = []  # (file, reason) of checkpoints start() ignored
+        self._ckpt_next = math.inf  # sequencing checks ``seq >= _ckpt_next`` (inf: off or a writer runs)
+        self._ckpt_scheduled = False
+        self._last_cmd: C.Command | None = None
 
     # --------------------------------------------------------------- lifecycle
 
@@ -1179,23 +1215,31 @@ class SequencerService:
         return self._running
 
     async def start(self) -> None:
-        """Open the journal, replay it into a fresh Sequencer, start the timer. Idempotent."""
+        """Open the journal, restore the newest valid checkpoint (if any), replay the rest, start the timer.
+
+        Idempotent. Without a usable checkpoint the whole journal replays into a fresh
+        Sequencer (see ``aggregator.checkpoint`` for what makes one unusable: each is
+        ignored with one warning line).
+        """
         if self._running:
             return
         self.journal = await asyncio.to_thread(Journal.open, self.journal_dir, segment_bytes=self.segment_bytes,
                                                fsync=self.fsync)
-        self.sequencer = self.sequencer_factory()
-        self._next_order_expiry = getattr(self.sequencer, "next_order_expiry_ms", lambda: None)
         self.book = BookMirror()
         self._deposits.clear()
+        self._deposit_accounts.clear()
+        self.restored_from = 0
+        self.checkpoint_rejected = []
+        self._last_cmd = None
         n = 0
-        apply, deposit = self.sequencer.apply, C.DepositCredit
-        for cmd in self.journal.replay():
-            apply(cmd)
-            if type(cmd) is deposit:  # what _note keeps besides the book mirror
-                self._deposits[(cmd.chain_id, cmd.deposit_nonce)] = cmd.seq
-                learn_account(cmd.account)
-            n += 1
+        restored = self._restore_checkpoint() if self._checkpoints_supported() else None
+        if restored is not None:
+            self.sequencer, tail = restored
+            n = self._replay(tail)
+        else:
+            self.sequencer = self.sequencer_factory()
+            n = self._replay(self.journal.replay())
+        self._next_order_expiry = getattr(self.sequencer, "next_order_expiry_ms", lambda: None)
         self.book.load(self.sequencer.resting_orders(), self.journal.last_seq)
         self.replayed = n
         self._last_ts = self.journal.last_ts_ms
@@ -1208,9 +1252,157 @@ class SequencerService:
             self.verifier = Verifier(self.domain, self.verify_threads)
         self._fatal = None
         self._running = True
+        self._ckpt_scheduled = False
+        # the first checkpoint comes checkpoint_every commands after the newest one on disk (at once if the
+        # journal is already that far past it, e.g. after a full replay of a long journal)
+        self._ckpt_next = (self._newest_checkpoint_seq() + self.checkpoint_every
+                           if self.checkpoint_every and self._checkpoints_supported() else math.inf)
         if self.tick_interval_s:
             self._tick_task = asyncio.create_task(self._tick_loop(), name="sequencer-tick")
-        log.info("sequencer service started: replayed %d commands, last seq %d", n, self.journal.last_seq)
+        log.info("sequencer service started: restored checkpoint %d, replayed %d commands, last seq %d",
+                 self.restored_from, n, self.journal.last_seq)
+
+    def _replay(self, cmds: Iterable[C.Command]) -> int:
+        """Apply journalled commands (no journal writes, no publication); return how many."""
+        n = 0
+        apply, deposit = self.sequencer.apply, C.DepositCredit
+        deposits, accounts = self._deposits, self._deposit_accounts
+        cmd = None
+        for cmd in cmds:
+            apply(cmd)
+            if type(cmd) is deposit:  # what _note keeps besides the book mirror
+                deposits[(cmd.chain_id, cmd.deposit_nonce)] = cmd.seq
+                accounts[cmd.account] = None
+                learn_account(cmd.account)
+            n += 1
+        if cmd is not None:
+            self._last_cmd = cmd
+        return n
+
+    # -------------------------------------------------------------- checkpoints
+
+    def _checkpoints_supported(self) -> bool:
+        if self.sequencer_config is None:
+            return False
+        if self._config_fp is None:
+            self._config_fp = _ckpt.config_fingerprint(self.sequencer_config)
+        return True
+
+    def _sequencer_class(self) -> Any:
+        from aggregator.core.sequencer import Sequencer
+
+        return Sequencer
+
+    def _newest_checkpoint_seq(self) -> int:
+        found = _ckpt.list_checkpoints(self.checkpoint_dir)
+        return max(self.restored_from, found[0][0] if found else 0)
+
+    def _restore_checkpoint(self) -> tuple[Any, Iterable[C.Command]] | None:
+        """Return ``(restored sequencer, journal commands after it)`` of the newest valid checkpoint, or None.
+
+        Fills ``_deposits`` and ``restored_from``; changes nothing on disk. Every
+        checkpoint ignored is logged (one line) and listed in ``checkpoint_rejected``.
+        """
+        j = self.journal
+        for seq, path in _ckpt.list_checkpoints(self.checkpoint_dir):
+            try:
+                ck = _ckpt.read(path, config=self._config_fp, max_seq=j.last_seq)
+                meta = ck.meta
+                try:
+                    seqr = self._sequencer_class().restore(self.sequencer_config, ck.snapshot)
+                except Exception as e:  # noqa: BLE001
+                    raise _ckpt.CheckpointInvalid(f"snapshot does not restore: {e!r}") from None
+                del ck
+                root = seqr.state_root()
+                if root != meta["state_root"]:
+                    raise _ckpt.CheckpointInvalid(f"restored state root 0x{root.hex()} != recorded "
+                                                  f"0x{meta['state_root'].hex()}")
+                cmds = j.replay(seq)  # from the checkpoint's own command: it must be the recorded one
+                first = next(cmds, None)
+                if first is None or first.seq != seq:
+                    raise _ckpt.CheckpointInvalid(f"the journal holds no command {seq}")
+                if first != C.decode(meta["last_command"]) or first.ts_ms != meta["last_ts_ms"]:
+                    raise _ckpt.CheckpointInvalid(f"the journal's command {seq} is not the one recorded "
+                                                  "(a checkpoint of another journal)")
+                svc = meta["service"]
+                deposits = svc["deposits"]
+                accounts = svc["deposit_accounts"]
+            except _ckpt.CheckpointInvalid as e:
+                log.warning("checkpoint %s ignored: %s", path, e)
+                self.checkpoint_rejected.append((path.name, str(e)))
+                continue
+            self._deposits.update(deposits)
+            for a in accounts:
+                self._deposit_accounts[a] = None
+                learn_account(a)
+            self.restored_from = seq
+            self._last_cmd = first
+            log.info("restored checkpoint %s (seq %d); replaying the journal after it", path.name, seq)
+            return seqr, cmds
+        return None
+
+    def checkpoint_now(self) -> _ckpt.CheckpointStats | None:
+        """Start a checkpoint of the current state now (e.g. before a planned restart); return its stats.
+
+        None if checkpoints are not possible (no config), a writer is running, the service
+        is not running or nothing was sequenced. The stats fill in when the writer is done
+        (``checkpoint_writer.busy`` turns False; ``outcome`` becomes ``written``, ...).
+        """
+        if not self._checkpoints_supported():
+            return None
+        self._checkpoint_now()
+        w = self.checkpoint_writer.current
+        return w if w is not None and w.seq == self.last_seq else None
+
+    def _checkpoint_due(self) -> None:
+        """Called by sequencing once ``seq >= _ckpt_next``: fork the writer at the end of this loop iteration."""
+        self._ckpt_next = math.inf
+        if not self._ckpt_scheduled:
+            self._ckpt_scheduled = True
+            asyncio.get_running_loop().call_soon(self._checkpoint_now)
+
+    def _checkpoint_now(self) -> None:
+        self._ckpt_scheduled = False
+        j = self.journal
+        w = self.checkpoint_writer
+        if not self._running or self._fatal is not None or j is None or j.failed or w.busy or j.last_seq <= 0:
+            return
+        seq = j.last_seq
+        last = self._last_cmd
+        if last is None or last.seq != seq:  # cannot happen: every sequenced command passes through here
+            self._ckpt_next = seq + self.checkpoint_every
+            return
+
+        def build() -> list[bytes]:  # runs in the child, on its copy of the state at seq: no cost to the loop
+            # the deposit index as a replay up to seq builds it: keys in order of first sequencing, the seq
+            # of the last one; deposits sequenced but not yet published are -1 (in flight) or missing
+            deposits = dict(self._deposits)
+            accounts = dict(self._deposit_accounts)
+            for c, _ in self._unpublished:
+                if type(c) is C.DepositCredit:
+                    deposits[(c.chain_id, c.deposit_nonce)] = c.seq
+                    accounts[c.account] = None
+            deposits = {k: v for k, v in deposits.items() if v > 0}
+            return _ckpt.encode(seq=seq, state_root=self.sequencer.state_root(), config=self._config_fp,
+                                last_ts_ms=self._last_ts, last_command=C.encode(last),
+                                service={"deposits": deposits, "deposit_accounts": list(accounts)},
+                                snapshot=self.sequencer.snapshot())
+
+        try:
+            w.begin(seq, build, asyncio.get_running_loop())
+        except OSError as e:  # fork failed (memory): try again later
+            log.warning("checkpoint at seq %d not started: %r", seq, e)
+            self._ckpt_next = seq + self.checkpoint_every
+            return
+        if j.durable_seq >= seq:
+            w.release()
+
+    def _checkpoint_done(self, stats: _ckpt.CheckpointStats) -> None:
+        if self._running and self.checkpoint_every:
+            base = stats.seq if stats.outcome == "written" else self.journal.last_seq
+            self._ckpt_next = base + self.checkpoint_every
+            if self.journal.last_seq >= self._ckpt_next:
+                self._checkpoint_due()
 
     async def stop(self) -> None:
         """Stop the timer, flush the journal and close it."""
@@ -1221,8 +1413,15 @@ class SequencerService:
             self._tick_task.cancel()
             await asyncio.gather(self._tick_task, return_exceptions=True)
             self._tick_task = None
+        self._ckpt_next = math.inf
         if self.journal is not None:
-            await self.journal.close()
+            await self.journal.close()  # durable up to its last seq: a running writer was released
+        w = self.checkpoint_writer
+        if w.busy:  # let the writer finish (bounded by its write time), or discard if never durable
+            if self.journal is None or self.journal.durable_seq < w.current.seq:
+                w.abandon()
+            await asyncio.to_thread(w.wait, 600)
+            await asyncio.sleep(0)  # run its completion callback
         if isinstance(self.verifier, ProcessVerifier):
             await self.verifier.aclose()
         elif self.verifier is not None:
@@ -1272,7 +1471,10 @@ class SequencerService:
             self._fatal = str(e)
             raise ServiceUnavailable(str(e)) from e
         self._last_ts = ts
+        self._last_cmd = cmd
         self._unpublished.append((cmd, outcome))
+        if seq >= self._ckpt_next:
+            self._checkpoint_due()
         return outcome
 
     def sequence(self, make: Callable[..., C.Command], *args: Any) -> tuple[Any, asyncio.Future]:
@@ -1359,11 +1561,15 @@ class SequencerService:
     def _note(self, cmd: C.Command, outcome: Any) -> Published:
         if type(cmd) is C.DepositCredit:
             self._deposits[(cmd.chain_id, cmd.deposit_nonce)] = cmd.seq
+            self._deposit_accounts[cmd.account] = None
             learn_account(cmd.account)  # its orders skip the EIP-55 check (the same string as sent)
         return Published(cmd, outcome, self.book.apply_events(outcome.events) if outcome.events else {})
 
     def _on_durable(self, durable: int) -> None:
         """Journal hook after each group commit: publish what became durable, in seq order."""
+        w = self.checkpoint_writer.current
+        if w is not None and durable >= w.seq:
+            self.checkpoint_writer.release()  # the checkpoint's commands are all on disk now
         if not self._unpublished:
             return
         pend = self._unpublished
@@ -1427,11 +1633,21 @@ def default_sequencer_config(hub_chain_id: int = 31337, instruments_toml: str | 
                            insurance_account=insurance_account, hub_chain_id=hub_chain_id, **kw)
 
 
+class SequencerFactory:
+    """Fresh Sequencers over one ``config``; ``config`` also lets the service checkpoint and restore."""
+
+    def __init__(self, config: Any) -> None:
+        self.config = config
+
+    def __call__(self) -> Any:
+        from aggregator.core.sequencer import Sequencer
+
+        return Sequencer(self.config)
+
+
 def default_sequencer_factory(config: Any) -> Callable[[], Any]:
     """Return a factory of fresh Sequencers over ``config`` (the same config on every restart)."""
-    from aggregator.core.sequencer import Sequencer
-
-    return lambda: Sequencer(config)
+    return SequencerFactory(config)
 
 
 GC_YOUNG_THRESHOLD = 2_000
@@ -1486,15 +1702,24 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--ip-rate", type=float, default=2_000.0,
                     help="per-client-IP requests/s before parsing (0: no limit; benchmarks from one address)")
     ap.add_argument("--no-fsync", action="store_true", help="skip fsync (benchmarks of the CPU path only)")
+    ap.add_argument("--checkpoint-every", type=int, default=_ckpt.DEFAULT_CHECKPOINT_EVERY, metavar="N",
+                    help="write a checkpoint (JOURNAL/checkpoints/) every N commands, so a restart replays only "
+                         f"the journal after it (default {_ckpt.DEFAULT_CHECKPOINT_EVERY:,}; 0: never)")
     ap.add_argument("--log-level", default="WARNING")
     a = ap.parse_args(argv)
+    if a.checkpoint_every < 0:
+        ap.error(f"--checkpoint-every must be >= 0, got {a.checkpoint_every}")
     logging.basicConfig(level=a.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     domain = eip712.Domain(a.chain_id, a.verifying_contract)
     cfg = default_sequencer_config(a.chain_id, a.instruments)
     service = SequencerService(default_sequencer_factory(cfg), domain, a.journal,
                                tick_interval_s=a.tick_interval or None, verify_threads=a.verify_threads,
-                               fsync=not a.no_fsync, verify_processes=max(0, a.verify_processes))
+                               fsync=not a.no_fsync, verify_processes=max(0, a.verify_processes),
+                               checkpoint_every=a.checkpoint_every)
+    delay = os.environ.get("OMNICLEAR_CHECKPOINT_TEST_DELAY_S")  # tests: hold the writer before its rename
+    if delay:
+        service.checkpoint_writer.child_delay_s = float(delay)
 
     async def run() -> None:
         app = web.Application(middlewares=[error_middleware], client_max_size=1 << 20)
@@ -1506,7 +1731,8 @@ def main(argv: list[str] | None = None) -> None:
         site = web.TCPSite(runner, a.host, a.port)
         await site.start()
         print(f"sequencer service listening on http://{a.host}:{a.port} journal={a.journal} "
-              f"last_seq={service.last_seq} replayed={service.replayed}", flush=True)
+              f"last_seq={service.last_seq} replayed={service.replayed} checkpoint={service.restored_from}",
+              flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for s in (signal.SIGINT, signal.SIGTERM):

@@ -31,6 +31,7 @@ from aggregator.api.app import make_app
 from aggregator.api.trading import TradingOptions, add_trading_routes
 from aggregator.api.withdrawals import add_withdrawal_routes
 from aggregator.batcher import Batcher
+from aggregator.checkpoint import DEFAULT_CHECKPOINT_EVERY
 from aggregator.core import commands as C
 from aggregator.core.batch import SettlementChain
 from aggregator.config import Settings
@@ -70,6 +71,8 @@ class Service:
     batch_withdrawal_spacing: float | None = 0.25  # ... or this long after the last close once a withdrawal waits
     verify_processes: int = 0  # signature recovery in this many worker processes (0: threads in this process)
     liquidity_account: str | None = None  # batches serve cross-chain flows from its balances before bridging
+    liquidity_rebalance_bps: int = 5_000  # refill its chains below this share of their part (0: never)
+    checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY  # sequencer checkpoint every N commands (0: none)
     ledger: Ledger = field(init=False)
     watchers: list[EventWatcher] = field(default_factory=list, init=False)
     _clients: list[ChainClient] = field(default_factory=list, init=False)
@@ -97,10 +100,12 @@ class Service:
             raise ValueError("the sequencer counts in 1e-6 USDC: [ledger] decimals must be 6 to trade")
         domain = eip712.Domain(hub.chain_id, hub.settlement_hub or hub.vault)
         chains = tuple(SettlementChain(c.chain_id, c.token, c.token_decimals) for c in self.deployment.chains)
-        cfg = default_sequencer_config(hub.chain_id, settlement_chains=chains, liquidity_account=self.liquidity_account)
+        cfg = default_sequencer_config(hub.chain_id, settlement_chains=chains, liquidity_account=self.liquidity_account,
+                                       liquidity_rebalance_bps=self.liquidity_rebalance_bps)
         assert self.journal_dir is not None
         return SequencerService(default_sequencer_factory(cfg), domain, str(self.journal_dir),
-                                tick_interval_s=self.tick_interval or None, verify_processes=self.verify_processes)
+                                tick_interval_s=self.tick_interval or None, verify_processes=self.verify_processes,
+                                checkpoint_every=self.checkpoint_every)
 
     async def start(self) -> None:
         if self.oracle:

@@ -12,10 +12,15 @@ Also prints decode alone (msgpack -> command objects) to show where the time goe
 the machine load (the 2 cores are shared).
 
 Usage: python bench/bench_replay.py [--commands 200000] [--accounts 300] [--seed 7] [--repeat 3] [--breakdown]
-       [--service] [--mix stress|quoting]
+       [--service [--checkpoint-tail 10000]] [--mix stress|quoting]
 
 ``--service`` also writes the session to a journal on disk and times a service restart
 (``SequencerService.start``: read, crc, decode, apply, book mirror), the figure a crash costs.
+With ``--checkpoint-tail T`` (default 10,000; 0: skip) it also takes a checkpoint
+(``aggregator.checkpoint``) of the state after command N - T in a service restarted on the
+first N - T commands, and prints the fork pause in the parent, the child's write time and
+the file size; then it appends the last T commands and times a restart from that
+checkpoint (restore + tail replay) against the full replay of the same N commands.
 
 ``--breakdown`` times every command once more, by type (and accepted/rejected), and prints the
 average microseconds and the share of the replay time of each: where the time goes.
@@ -219,11 +224,12 @@ def breakdown(cfg: SequencerConfig, cmds: list[C.Command]) -> None:
         print(f"  {k:32s} {count[k]:8,d}  {v / count[k] * 1e6:8.1f} us  {v / total:6.1%}")
 
 
-def service_restart(cfg: SequencerConfig, blobs: list[bytes], root: bytes) -> None:
+def service_restart(cfg: SequencerConfig, blobs: list[bytes], root: bytes, tail: int = 0) -> None:
     """Write the session to a journal on disk, then time what a restart does: ``SequencerService.start``.
 
     On top of the core replay: reading the segments (crc per record), decoding, and the
-    service's own state (deposit index, the book mirror).
+    service's own state (deposit index, the book mirror). With ``tail``: the checkpoint
+    figures (see the module doc).
     """
     import asyncio
     import tempfile
@@ -231,29 +237,78 @@ def service_restart(cfg: SequencerConfig, blobs: list[bytes], root: bytes) -> No
     from aggregator.journal import Journal
     from aggregator.sequencer_service import SequencerService
 
-    async def run(directory: str) -> None:
+    def service(directory: str, checkpoints: bool) -> SequencerService:
+        kw = {} if checkpoints else {"checkpoint_dir": os.path.join(directory, "no-checkpoints")}
+        return SequencerService(lambda: Sequencer(cfg), eip712.Domain(1, addr(7)), directory, tick_interval_s=None,
+                                verify_threads=1, sequencer_config=cfg, checkpoint_every=0, **kw)
+
+    async def append(directory: str, part: list[bytes]) -> None:
         j = Journal.open(directory, fsync=False)
-        for b in blobs:
+        for b in part:
             j.append_nowait(C.decode(b))
         await j.flush()
         await j.close()
-        svc = SequencerService(lambda: Sequencer(cfg), eip712.Domain(1, addr(7)), directory, tick_interval_s=None,
-                               verify_threads=1)
+
+    async def timed_start(svc: SequencerService) -> float:
         gc.collect()
         gc.freeze()
         t = time.perf_counter()
         await svc.start()
         dt = time.perf_counter() - t
         gc.unfreeze()
+        return dt
+
+    async def run(directory: str) -> None:
+        head = len(blobs) - tail if 0 < tail < len(blobs) else len(blobs)
+        await append(directory, blobs[:head])
+        if head < len(blobs):
+            # a checkpoint at N - tail, taken by a service holding that state (restarted on the first N - tail)
+            svc = service(directory, checkpoints=True)  # none yet: a full replay of the first N - tail
+            await svc.start()
+            stats = svc.checkpoint_now()
+            assert stats is not None
+            while svc.checkpoint_writer.busy:
+                await asyncio.sleep(0.01)
+            await svc.stop()
+            assert stats.outcome == "written", stats
+            rss = _rss_mb()
+            print(f"checkpoint at seq {stats.seq:,}: {stats.bytes / 1e6:.1f} MB; fork pause in the parent "
+                  f"{stats.fork_pause_s * 1e3:.1f} ms (parent RSS {rss:,.0f} MB); child: snapshot + state root + "
+                  f"pickle {stats.build_s * 1e3:.0f} ms, write + fsync {(stats.write_s - stats.build_s) * 1e3:.0f} ms, "
+                  f"total {stats.write_s * 1e3:.0f} ms")
+            await append(directory, blobs[head:])
+        svc = service(directory, checkpoints=False)
+        dt = await timed_start(svc)
         try:
             assert svc.state_root() == root, "the restarted service diverged from the generating run"
             print(f"service restart: {svc.replayed:,} commands in {dt:.2f}s: {svc.replayed / dt:,.0f} commands/s "
                   "(journal read + crc + decode + apply + book mirror)")
         finally:
             await svc.stop()
+        if head < len(blobs):
+            svc = service(directory, checkpoints=True)
+            dt2 = await timed_start(svc)
+            try:
+                assert svc.restored_from == head and svc.replayed == len(blobs) - head
+                assert svc.state_root() == root, "the restart from the checkpoint diverged from the generating run"
+                print(f"restart from the checkpoint: restore seq {head:,} + replay {svc.replayed:,} commands in "
+                      f"{dt2:.2f}s ({dt / dt2:.1f}x faster than the full replay; same state root)")
+            finally:
+                await svc.stop()
 
     with tempfile.TemporaryDirectory(prefix="omniclear-replay-") as d:
         asyncio.run(run(d))
+
+
+def _rss_mb() -> float:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
 
 
 def main() -> None:
@@ -267,6 +322,9 @@ def main() -> None:
                     help="stress (default: mostly new orders, 2 in 3 trade) or quoting (mostly amends and cancels)")
     ap.add_argument("--service", action="store_true",
                     help="also time a service restart: the session as a journal on disk, SequencerService.start()")
+    ap.add_argument("--checkpoint-tail", type=int, default=10_000, metavar="T",
+                    help="with --service: checkpoint at N - T (write time, fork pause, size) and time a restart "
+                         "from it (default 10,000; 0: no checkpoint)")
     args = ap.parse_args()
     t = time.perf_counter()
     cmds, root, mix = generate(args.commands, args.accounts, args.seed, args.mix)
@@ -303,7 +361,7 @@ def main() -> None:
     print(f"best: {rate:,.0f} commands/s  state root 0x{root.hex()}  target >= 200,000: "
           f"{'met' if rate >= 200_000 else 'MISSED'}")
     if args.service:
-        service_restart(cfg, blobs, root)
+        service_restart(cfg, blobs, root, args.checkpoint_tail)
     if args.breakdown:
         breakdown(cfg, [C.decode(b) for b in blobs])
     print(f"load average (1/5/15 min): {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores")

@@ -119,3 +119,9 @@ def test_demo_reconciles_every_chain_and_writes_report(tmp_path):
 
 def test_serve_with_negative_verify_processes_fails_in_one_line(tmp_path):
     assert_one_line_error(run("serve", "--verify-processes", "-1", "--state-dir", str(tmp_path)), "--verify-processes")
+
+
+def test_serve_with_bad_checkpoint_or_rebalance_option_fails_in_one_line(tmp_path):
+    assert_one_line_error(run("serve", "--checkpoint-every", "-5", "--state-dir", str(tmp_path)), "--checkpoint-every")
+    assert_one_line_error(run("serve", "--liquidity-rebalance-bps", "10001", "--state-dir", str(tmp_path)),
+                          "--liquidity-rebalance-bps")
