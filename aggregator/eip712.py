@@ -18,6 +18,13 @@ Types (``TYPES`` is served as JSON by ``GET /v1/eip712``, see ``eip712_schema``)
       resting / 2 cancel taking / 3 cancel both. For a market order ``price`` is the
       worst price the signer accepts (0: only the venue's protection band applies).
       ``clientOrderId`` 0 means none.
+    - ``TriggerOrder(address account, string instrument, uint8 side, uint8 orderType,
+      uint8 timeInForce, bool reduceOnly, uint256 triggerPrice, bool triggerAbove,
+      uint256 price, uint256 size, uint64 clientOrderId, uint64 nonce, uint64 expiry)``:
+      a stop-loss / take-profit on a perpetual. The order fields follow ``Order``'s rules
+      (self-trade prevention is the default, cancel resting); ``triggerPrice`` > 0 is in
+      quote units: once the mark is at or above it (``triggerAbove``) or at or below it
+      (not ``triggerAbove``), the order is placed. It lives until ``expiry``.
     - ``Cancel(address account, string instrument, uint64 orderId, uint64 clientOrderId,
       uint64 nonce, uint64 expiry)``: exactly one of ``orderId`` / ``clientOrderId`` is
       non-zero.
@@ -38,8 +45,9 @@ Types (``TYPES`` is served as JSON by ``GET /v1/eip712``, see ``eip712_schema``)
       uint256 price, uint256 size, uint64 nonce, uint64 expiry)``: one of the ids non-zero;
       ``price`` / ``size`` 0 means unchanged (not both); ``size`` is the new total size.
     - ``SessionKey(address account, address sessionKey, uint64 validUntil, uint64 nonce,
-      uint64 expiry)``: the account authorises ``sessionKey`` to sign Order, Cancel,
-      CancelAll, CancelAllAfter, MmpConfig and Amend for it until ``validUntil`` (Unix seconds).
+      uint64 expiry)``: the account authorises ``sessionKey`` to sign Order, TriggerOrder,
+      Cancel, CancelAll, CancelAllAfter, MmpConfig and Amend for it until ``validUntil``
+      (Unix seconds).
       Signed by the account.
     - ``RevokeSessionKey(address account, address sessionKey, uint64 nonce, uint64
       expiry)``: signed by the account (or by the session key itself).
@@ -96,6 +104,7 @@ __all__ = [
     "SignatureError",
     "Domain",
     "Order",
+    "TriggerOrder",
     "Cancel",
     "CancelAll",
     "CancelAllAfter",
@@ -268,15 +277,63 @@ class Order:
 
     def __post_init__(self) -> None:
         _validate(self)
-        _code("side", self.side, range(1, 3))
-        _code("orderType", self.order_type, range(1, 3))
-        _code("timeInForce", self.time_in_force, range(1, 5))
         _code("selfTradePrevention", self.self_trade_prevention, range(1, 4))
-        _instrument(self.instrument)
-        if self.size == 0:
-            raise MessageError("size must be positive")
-        if self.order_type == 1 and self.price == 0:
-            raise MessageError("a limit order needs a positive price")
+        _order_rules(self)
+
+
+def _order_rules(msg: Any) -> None:
+    """The rules an ``Order`` and a ``TriggerOrder`` share (after ``_validate``)."""
+    _code("side", msg.side, range(1, 3))
+    _code("orderType", msg.order_type, range(1, 3))
+    _code("timeInForce", msg.time_in_force, range(1, 5))
+    _instrument(msg.instrument)
+    if msg.size == 0:
+        raise MessageError("size must be positive")
+    if msg.order_type == 1 and msg.price == 0:
+        raise MessageError("a limit order needs a positive price")
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerOrder:
+    account: str
+    instrument: str
+    side: int
+    order_type: int
+    time_in_force: int
+    reduce_only: bool
+    trigger_price: int
+    trigger_above: bool
+    price: int
+    size: int
+    client_order_id: int
+    nonce: int
+    expiry: int
+
+    PRIMARY_TYPE: ClassVar[str] = "TriggerOrder"
+    FIELDS: ClassVar[tuple[tuple[str, str, str], ...]] = (
+        ("account", "account", "address"),
+        ("instrument", "instrument", "string"),
+        ("side", "side", "uint8"),
+        ("orderType", "order_type", "uint8"),
+        ("timeInForce", "time_in_force", "uint8"),
+        ("reduceOnly", "reduce_only", "bool"),
+        ("triggerPrice", "trigger_price", "uint256"),
+        ("triggerAbove", "trigger_above", "bool"),
+        ("price", "price", "uint256"),
+        ("size", "size", "uint256"),
+        ("clientOrderId", "client_order_id", "uint64"),
+        ("nonce", "nonce", "uint64"),
+        ("expiry", "expiry", "uint64"),
+    )
+
+    # the order it places when it fires: self-trade prevention is the default (cancel resting)
+    self_trade_prevention: ClassVar[int] = 1
+
+    def __post_init__(self) -> None:
+        _validate(self)
+        _order_rules(self)
+        if self.trigger_price == 0:
+            raise MessageError("triggerPrice must be positive")
 
 
 @dataclass(frozen=True, slots=True)
@@ -494,10 +551,11 @@ class Withdrawal:
 
 
 Message = (Order | Cancel | CancelAll | CancelAllAfter | MmpConfig | Amend | SessionKey | RevokeSessionKey
-           | Withdrawal)
+           | Withdrawal | TriggerOrder)
 MESSAGE_TYPES: dict[str, type] = {
     c.PRIMARY_TYPE: c
-    for c in (Order, Cancel, CancelAll, CancelAllAfter, MmpConfig, Amend, SessionKey, RevokeSessionKey, Withdrawal)
+    for c in (Order, Cancel, CancelAll, CancelAllAfter, MmpConfig, Amend, SessionKey, RevokeSessionKey, Withdrawal,
+              TriggerOrder)
 }
 
 

@@ -212,6 +212,7 @@ KINDS: dict[str, SignedKind] = {k.name: k for k in (
     _kind("cancel_all", "cancelAll", eip712.CancelAll, C.CancelAllOrders),
     _kind("cancel_all_after", "cancelAllAfter", eip712.CancelAllAfter, C.CancelAllAfter),
     _kind("mmp", "mmp", eip712.MmpConfig, C.SetMmp),
+    _kind("trigger", "trigger", eip712.TriggerOrder, C.PlaceTrigger),
     _kind("amend", "amend", eip712.Amend, C.AmendOrder),
     _kind("session_key", "sessionKey", eip712.SessionKey, C.GrantSessionKey),
     _kind("revoke_session_key", "revoke", eip712.RevokeSessionKey, C.RevokeSession),

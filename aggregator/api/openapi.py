@@ -84,6 +84,7 @@ def _schemas() -> dict[str, Any]:
         "CancelAllRequest": _signed_request("cancelAll", "CancelAll"),
         "CancelAllAfterRequest": _signed_request("cancelAllAfter", "CancelAllAfter"),
         "MmpConfigRequest": _signed_request("mmp", "MmpConfig"),
+        "TriggerOrderRequest": _signed_request("trigger", "TriggerOrder"),
         "AmendRequest": _signed_request("amend", "Amend"),
         "SessionKeyRequest": _signed_request("sessionKey", "SessionKey"),
         "RevokeSessionKeyRequest": _signed_request("revoke", "RevokeSessionKey"),

@@ -21,6 +21,7 @@ sequenced and rejected by the core, so it is in the journal). Status by code
 
     400 invalid_request bad_signature invalid_tick invalid_lot expired nonce_window
         invalid_address invalid_amend invalid_amount invalid_recipient unknown_token invalid_batch
+        invalid_trigger
     403 unauthorized_signer          (signer is neither the account nor its session key)
     404 unknown_instrument order_not_found not_found unknown_chain unknown_batch
     409 nonce_reused duplicate_client_order_id batch_out_of_order
@@ -74,6 +75,7 @@ SERVICE = web.AppKey("sequencer_service", SequencerService)
 
 STATUS_BY_CODE: dict[str, int] = {
     "invalid_request": 400, "bad_signature": 400, "invalid_tick": 400, "invalid_lot": 400,
+    "invalid_trigger": 400,
     "expired": 400, "nonce_window": 400, "invalid_address": 400, "invalid_amend": 400, "invalid_amount": 400,
     "invalid_recipient": 400, "unknown_token": 400, "invalid_batch": 400,
     "unauthorized": 401,
@@ -405,6 +407,13 @@ def _routes() -> list[Route]:
               "qtyLimit of maker fills within intervalMs, its option orders there are cancelled and new ones "
               "refused (mmp_frozen) for frozenMs", "trading", body="MmpConfigRequest", response="Ack",
               errors=_SIGNED_ERRORS + ("unknown_instrument",)),
+        Route("POST", "/v1/orders/trigger", _signed_handler("trigger"),
+              "Place a trigger order (stop-loss / take-profit) on a perpetual (signed TriggerOrder): untriggered, "
+              "no margin reserved, until the mark reaches triggerPrice (at or above it if triggerAbove, else at or "
+              "below); then its order is placed with the usual checks. Cancel it like an order, by its id",
+              "trading", body="TriggerOrderRequest", response="Ack",
+              errors=_SIGNED_ERRORS + ("unknown_instrument", "invalid_tick", "invalid_lot", "invalid_trigger",
+                                       "too_many_orders", "duplicate_client_order_id", "insufficient_margin")),
         Route("POST", "/v1/orders/amend", _signed_handler("amend"), "Amend price and/or total size (signed Amend)",
               "trading", body="AmendRequest", response="Ack", errors=_ORDER_ERRORS + ("order_not_found",)),
         Route("POST", "/v1/session-keys", _signed_handler("session_key"),

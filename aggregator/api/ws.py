@@ -29,7 +29,8 @@ Private channels (``orders``, ``fills``, ``account``) need authentication first:
 Order entry (same checks, codes and statuses as REST; acks only after durability):
     ``{"op": "order", "id": 7, "order": {...}, "signature": "0x.."}``, likewise ``cancel``
     (field ``cancel``), ``cancel_all`` (``cancelAll``), ``cancel_all_after``
-    (``cancelAllAfter``), ``mmp`` (``mmp``), ``amend`` (``amend``) and
+    (``cancelAllAfter``), ``mmp`` (``mmp``), ``trigger`` (``trigger``: a signed
+    TriggerOrder), ``amend`` (``amend``) and
     ``batch`` (``orders``: up to 50 order requests). Answers: ``{"type": "ack", "id",
     "status": 200, ...ack}`` / ``{"type": "error", "id", "status", "error": {...}}`` /
     ``{"type": "batch", "id", "results": [...]}``. Requests are processed concurrently;
@@ -73,7 +74,8 @@ CHALLENGE_TTL_MS = 60_000
 WS_LOGIN_TYPE = "WsLogin(address account,string challenge)"
 _WS_LOGIN_TYPEHASH = eip712.keccak(WS_LOGIN_TYPE.encode())
 _ORDER_EVENTS = frozenset(("OrderAccepted", "OrderRejected", "OrderFilled", "OrderCancelled", "OrderAmended",
-                           "OrderExpired", "CancelRejected", "AmendRejected"))
+                           "OrderExpired", "CancelRejected", "AmendRejected", "TriggerPlaced", "TriggerCancelled",
+                           "TriggerFired", "TriggerRejected"))
 _FILL_EVENTS = frozenset(("OrderFilled", "TradeSettled"))
 
 
@@ -129,7 +131,7 @@ def _signed_op(kind_name: str) -> type:
 
 
 _SIGNED_OPS = {name: _signed_op(name) for name in ("order", "cancel", "cancel_all", "cancel_all_after", "mmp",
-                                                      "amend")}
+                                                      "trigger", "amend")}
 _OP_KIND = {v: k for k, v in _SIGNED_OPS.items()}
 _Batch = msgspec.defstruct("WsBatch", [("orders", list[KINDS["order"].request]), ("id", _Id, None)],
                            tag_field="op", tag="batch", forbid_unknown_fields=True)

@@ -8,7 +8,7 @@ become the class of their stable code (``aggregator.client.errors``).
 Signing: every message is an ``aggregator.eip712`` dataclass, hashed with the fast digest
 and signed with eth-account's ``LocalAccount.unsafe_sign_hash`` (the digest is the full
 EIP-712 ``0x1901`` hash, so this equals ``sign_typed_data``; a test pins it). Orders,
-cancels, amends and the cancel-all-after switch are signed by the session key once ``authorize_session_key`` has run,
+cancels, amends, trigger orders and the cancel-all-after switch are signed by the session key once ``authorize_session_key`` has run,
 by the account key otherwise; session keys are granted and WebSocket logins signed by
 the account key only. The domain is read from ``GET /v1/eip712`` and its separator
 checked against the one computed locally.
@@ -295,10 +295,30 @@ class OmniclearClient:
         ``params``: ``timeInForce`` (GTC, IOC, FOK, PO), ``postOnly``, ``reduceOnly``,
         ``clientOrderId`` (uint64, int or decimal string), ``stp`` (cancel_resting,
         cancel_taking, cancel_both), ``expiry`` (Unix seconds). A refused order raises.
+
+        Trigger orders (perpetuals; ccxt's unified params, one of): ``triggerPrice`` with
+        ``triggerDirection`` ``"above"`` / ``"below"``; ``stopLossPrice`` (a sell fires at or
+        below it, a buy at or above); ``takeProfitPrice`` (a sell fires at or above it, a buy
+        at or below). The order is signed as a ``TriggerOrder`` (``POST /v1/orders/trigger``;
+        ``stp`` does not apply: the default) and placed with the other params once the mark
+        reaches the price; the result is open (untriggered) with ``triggerPrice`` set.
+        ``cancel_order`` cancels it by its id.
         """
         params = params or {}
         m = await self.market(symbol)
         msg, tif = self._order_msg(m, type, side, amount, price, params)
+        trigger = _trigger_params(side, params)
+        if trigger is not None:
+            px, above = trigger
+            try:
+                tmsg = eip712.TriggerOrder(msg.account, msg.instrument, msg.side, msg.order_type, msg.time_in_force,
+                                           msg.reduce_only, m.price_units(px, "trigger price"), above, msg.price,
+                                           msg.size, msg.client_order_id, msg.nonce, msg.expiry)
+            except eip712.MessageError as e:
+                raise InvalidOrder(str(e)) from e
+            ack = await self._signed("/v1/orders/trigger", "trigger", tmsg)
+            return parse.order_from_result(m, ack["result"], ack, side=side, type_=type, tif=tif,
+                                           reduce_only=msg.reduce_only)
         ack = await self._signed("/v1/orders", "order", msg)
         return parse.order_from_result(m, ack["result"], ack, side=side, type_=type, tif=tif,
                                        reduce_only=msg.reduce_only)
@@ -619,6 +639,23 @@ class OmniclearClient:
                               params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         """Return the account's fills received since the previous call (private, signed login)."""
         return await self._ws().watch_my_trades(symbol, limit)
+
+
+def _trigger_params(side: str, params: Mapping[str, Any]) -> tuple[Any, bool] | None:
+    """Return (trigger price, above) from ccxt's trigger params, None for a plain order."""
+    given = [k for k in ("triggerPrice", "stopLossPrice", "takeProfitPrice") if params.get(k) is not None]
+    if not given:
+        return None
+    if len(given) > 1:
+        raise InvalidOrder(f"give one of triggerPrice, stopLossPrice and takeProfitPrice, got {given}")
+    k = given[0]
+    if k == "triggerPrice":
+        d = str(params.get("triggerDirection") or "").lower()
+        if d not in ("above", "below"):
+            raise InvalidOrder(f"triggerPrice needs triggerDirection 'above' or 'below', got {d or None!r}")
+        return params[k], d == "above"
+    buy = side == "buy"
+    return params[k], buy if k == "stopLossPrice" else not buy
 
 
 def _trade_key(t: Mapping[str, Any]) -> tuple[int, int, str]:

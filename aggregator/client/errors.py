@@ -189,6 +189,7 @@ ERROR_CLASSES: dict[str, type[OmniclearError]] = {
     "reduce_only_would_increase": InvalidOrder,
     "too_many_orders": InvalidOrder,
     "mmp_frozen": InvalidOrder,
+    "invalid_trigger": InvalidOrder,
     "order_not_found": OrderNotFound,
     "duplicate_client_order_id": DuplicateOrderId,
     "post_only_would_cross": OrderImmediatelyFillable,

@@ -10,7 +10,7 @@ from aggregator.client.units import QUOTE, QUOTE_DECIMALS, Market, from_units, i
 __all__ = ["STATUS", "SIDE", "TIF", "order_from_result", "order_from_open", "trade_from_fill",
            "public_trade", "book_side", "average"]
 
-STATUS = {"open": "open", "partially_filled": "open", "filled": "closed", "cancelled": "canceled",
+STATUS = {"open": "open", "partially_filled": "open", "untriggered": "open", "filled": "closed", "cancelled": "canceled",
           "canceled": "canceled", "expired": "expired", "rejected": "rejected"}
 SIDE = {1: "buy", 2: "sell", "buy": "buy", "sell": "sell"}
 TIF = {1: "GTC", 2: "IOC", 3: "FOK", 4: "PO"}
@@ -32,7 +32,7 @@ def average(market: Market, fills: list[tuple[int, int]]) -> Decimal | None:
 def _order(market: Market, *, id_: Any, coid: int | None, status: str, side: str | None, type_: str | None,
            tif: int | None, reduce_only: bool | None, price: int | None, size: int | None, filled: int,
            remaining: int, fills: list[tuple[int, int]], fee: int | None, ts_ms: int | None,
-           trades: list[dict[str, Any]], info: Any) -> dict[str, Any]:
+           trades: list[dict[str, Any]], info: Any, trigger_price: int | None = None) -> dict[str, Any]:
     cost = sum((market.cost(p, s) for p, s in fills), Decimal(0)) if fills else None
     return {
         "id": None if id_ is None else str(id_), "clientOrderId": str(coid) if coid else None,
@@ -40,7 +40,8 @@ def _order(market: Market, *, id_: Any, coid: int | None, status: str, side: str
         "status": STATUS.get(status, status), "symbol": market.symbol, "type": type_,
         "timeInForce": TIF.get(tif) if tif else None, "postOnly": tif == 4 if tif else None,
         "reduceOnly": reduce_only, "side": side,
-        "price": market.price(price) if price else None, "triggerPrice": None,
+        "price": market.price(price) if price else None,
+        "triggerPrice": market.price(trigger_price) if trigger_price else None,
         "amount": market.amount(size) if size is not None else None,
         "filled": market.amount(filled), "remaining": market.amount(remaining),
         "cost": cost if cost is not None else Decimal(0), "average": average(market, fills),
@@ -51,7 +52,8 @@ def _order(market: Market, *, id_: Any, coid: int | None, status: str, side: str
 def order_from_result(market: Market, result: dict[str, Any], info: Any, *, side: str | None = None,
                       type_: str | None = None, tif: int | None = None,
                       reduce_only: bool | None = None) -> dict[str, Any]:
-    """Return the ccxt order of an ack's ``result`` (create, amend or cancel)."""
+    """Return the ccxt order of an ack's ``result`` (create, amend or cancel; a trigger order's has
+    ``triggerPrice`` set, status open while untriggered)."""
     fills = [(int(f["price"]), int(f["size"])) for f in result.get("fills") or ()]
     oid = result.get("order_id")
     trades = [{
@@ -67,16 +69,20 @@ def order_from_result(market: Market, result: dict[str, Any], info: Any, *, side
                   size=int(size) if size is not None else None, filled=int(result.get("filled") or 0),
                   remaining=int(result.get("remaining") or 0), fills=fills,
                   fee=int(result["fee"]) if result.get("fee") is not None else None, ts_ms=None, trades=trades,
-                  info=info)
+                  info=info, trigger_price=int(result["trigger_price"]) if result.get("trigger_price") else None)
 
 
 def order_from_open(market: Market, o: dict[str, Any]) -> dict[str, Any]:
-    """Return the ccxt order of one ``GET /v1/orders`` entry."""
+    """Return the ccxt order of one ``GET /v1/orders`` entry (an untriggered trigger order: ``triggerPrice``
+    set, ``type`` its order's type, status open)."""
     tif = int(o.get("time_in_force") or 1)
+    trigger = o.get("type") == "trigger"
     return _order(market, id_=o["order_id"], coid=int(o.get("client_order_id") or 0), status=str(o["status"]),
-                  side=SIDE.get(o.get("side")), type_="limit", tif=tif, reduce_only=bool(o.get("reduce_only")),
+                  side=SIDE.get(o.get("side")), type_=str(o.get("order_type", "limit")) if trigger else "limit",
+                  tif=tif, reduce_only=bool(o.get("reduce_only")),
                   price=int(o["price"]), size=int(o["size"]), filled=int(o["filled"]), remaining=int(o["remaining"]),
-                  fills=[], fee=None, ts_ms=o.get("ts_ms"), trades=[], info=o)
+                  fills=[], fee=None, ts_ms=o.get("ts_ms"), trades=[], info=o,
+                  trigger_price=int(o["trigger_price"]) if trigger else None)
 
 
 def trade_id(seq: Any, maker_order_id: Any) -> str:

@@ -45,6 +45,7 @@ __all__ = [
     "CancelAllOrders",
     "CancelAllAfter",
     "SetMmp",
+    "PlaceTrigger",
     "AmendOrder",
     "GrantSessionKey",
     "RevokeSession",
@@ -125,6 +126,14 @@ class SetMmp(Command, frozen=True, tag=True, array_like=True):
 
     signer: str
     mmp: eip712.MmpConfig
+    signature: bytes
+
+
+class PlaceTrigger(Command, frozen=True, tag=True, array_like=True):
+    """A signed trigger order (stop-loss / take-profit) on a perpetual."""
+
+    signer: str
+    trigger: eip712.TriggerOrder
     signature: bytes
 
 
@@ -214,12 +223,13 @@ _COMMANDS: tuple[type[Command], ...] = (
     BatchSettled,
     CancelAllAfter,
     SetMmp,
+    PlaceTrigger,
 )
 
 AnyCommand = Union[
     DepositCredit, PlaceOrder, CancelOrder, CancelAllOrders, AmendOrder,
     GrantSessionKey, RevokeSession, PriceUpdate, Tick, Withdraw, SetWithdrawalHalt, CloseBatch,
-    BatchSettled, CancelAllAfter, SetMmp,
+    BatchSettled, CancelAllAfter, SetMmp, PlaceTrigger,
 ]
 
 # ------------------------------------------------------------------------ encoding
@@ -275,6 +285,7 @@ _SIGNED: dict[type[Command], tuple[str, type]] = {
     CancelAllOrders: ("cancel_all", eip712.CancelAll),
     CancelAllAfter: ("cancel_after", eip712.CancelAllAfter),
     SetMmp: ("mmp", eip712.MmpConfig),
+    PlaceTrigger: ("trigger", eip712.TriggerOrder),
     AmendOrder: ("amend", eip712.Amend),
     GrantSessionKey: ("grant", eip712.SessionKey),
     RevokeSession: ("revoke", eip712.RevokeSessionKey),

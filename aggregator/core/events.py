@@ -33,6 +33,10 @@ __all__ = [
     "CancelAllAfterTriggered",
     "MmpConfigured",
     "MmpTriggered",
+    "TriggerPlaced",
+    "TriggerCancelled",
+    "TriggerFired",
+    "TriggerRejected",
 ]
 
 
@@ -215,3 +219,44 @@ class MmpTriggered(NamedTuple):
     qty_in_interval: int
     cancelled: int
     frozen_until_ms: int
+
+
+class TriggerPlaced(NamedTuple):
+    """A trigger order is live (untriggered): it fires once the mark is at or beyond ``trigger_price``."""
+
+    account: str
+    instrument: str
+    trigger_id: int
+    client_order_id: int
+    side: int
+    trigger_price: int
+    trigger_above: bool
+    size: int
+
+
+class TriggerCancelled(NamedTuple):
+    """An untriggered trigger order was removed. ``reason``: ``USER`` (a Cancel), ``CANCEL_ALL`` (a
+    CancelAll or the dead man's switch), ``LIQUIDATION`` or ``GOOD_TIL_TIME`` (its signed expiry)."""
+
+    account: str
+    instrument: str
+    trigger_id: int
+    client_order_id: int
+    reason: str
+
+
+class TriggerFired(NamedTuple):
+    """The mark crossed the trigger price and the order was placed as ``order_id``; its events follow."""
+
+    account: str
+    trigger_id: int
+    order_id: int
+
+
+class TriggerRejected(NamedTuple):
+    """The mark crossed the trigger price but the order checks refused it (``code``: a reject code); it is gone."""
+
+    account: str
+    trigger_id: int
+    code: str
+    message: str

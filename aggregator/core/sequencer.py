@@ -113,6 +113,43 @@ Market maker protection (MMP)
     never frozen, so the maker can hedge at once. A new ``SetMmp`` resets the window and
     lifts a freeze.
 
+Trigger orders (stop-loss / take-profit)
+    ``PlaceTrigger`` (a signed ``TriggerOrder``, by the account or a live session key)
+    places an untriggered order on an active *perpetual* (an option: ``invalid_trigger``;
+    so is a post-only market one, which could never be placed). Checked at placement:
+    signer, nonce, instrument, tick of the trigger and limit prices (``invalid_tick``),
+    lot/min/max (``invalid_lot``), a client order id not live among the account's resting
+    orders and triggers there, an account with a deposit, and at most
+    ``max_open_orders`` untriggered triggers per account, counted apart from resting
+    orders (``too_many_orders``). Everything else (reduce-only against the position,
+    market status, margin, price band) is checked when it fires, as for any order. It
+    takes its id from the order id counter, so ``Cancel`` by order id or client order id
+    (a resting order first, then a trigger) names it; ``CancelAll``, the dead man's
+    switch and a liquidation remove it too, and the first ``Tick`` after its signed
+    ``expiry`` (``next_order_expiry_ms`` includes it); each removal emits
+    ``TriggerCancelled`` with its reason. No margin is reserved and nothing is in the book
+    while it is untriggered.
+    Firing: after every accepted ``PriceUpdate`` that sets an underlying's mark (status
+    ``ok``/``market-closed``, whether or not the value changed), after its variation
+    margin and liquidation sweep (a liquidated account's triggers are gone), every trigger
+    there with ``triggerAbove`` and mark >= ``triggerPrice``, or not ``triggerAbove`` and
+    mark <= ``triggerPrice``, fires, in trigger id order (placement order). So one
+    already crossed when placed fires at the next price update. Per underlying two heaps
+    (above: min trigger price; below: max) find them, with lazy deletion of removed ones
+    (rebuilt once dead entries outnumber the live triggers): an update that crosses none
+    costs two heap peeks. Firing places the order exactly as ``PlaceOrder`` would (same
+    ``_submit``: limit or market within the band, time in force, reduce-only, margin,
+    self-trade prevention the default) without the signature and nonce checks (done at
+    placement; the signer's session key is not re-checked): accepted, ``TriggerFired``
+    then the order's events (its own new order id); refused, ``TriggerRejected`` with the
+    reject code, and the trigger is gone with nothing else changed (a reduce-only one
+    larger than the position left by then is refused whole, ``reduce_only_would_increase``,
+    as that order would be). The ``PriceUpdate``
+    result counts ``triggers_fired`` (refused ones included) and ``triggers_rejected``.
+    Fills of fired orders do not move the mark, so firing never cascades within an update.
+    Reads: ``open_orders`` lists untriggered triggers (``type`` ``"trigger"``, status
+    ``"untriggered"``), ``account``'s ``open_orders`` counts them, ``open_triggers`` alone.
+
 Expiry and listing
     On ``Tick``: every option whose expiry is at or before ``ts_ms`` is closed (resting
     orders expire) and cash-settled at intrinsic value of the settlement price, rounded
@@ -192,6 +229,10 @@ from aggregator.core.events import (
     CancelAllAfterTriggered,
     MmpConfigured,
     MmpTriggered,
+    TriggerCancelled,
+    TriggerFired,
+    TriggerPlaced,
+    TriggerRejected,
     BatchClosed,
     ChainBatchSettled,
     DepositCredited,
@@ -294,6 +335,7 @@ class RejectCode(StrEnum):
     BATCH_OUT_OF_ORDER = "batch_out_of_order"
     UNKNOWN_BATCH = "unknown_batch"  # not closed yet
     MMP_FROZEN = "mmp_frozen"  # market maker protection tripped: option orders on the underlying refused for now
+    INVALID_TRIGGER = "invalid_trigger"  # a trigger order on a non-perpetual, or one that could never be placed
 
 
 _NONCE_CODES = {
@@ -450,6 +492,47 @@ class MmpState:
         return f < 0 or now_ms < f
 
 
+class Trigger:
+    """One untriggered trigger order (see "Trigger orders" in the module doc).
+
+    Its attributes carry the names of ``eip712.Order``'s, so ``Sequencer._submit`` places
+    it when it fires exactly as it places a signed order (self-trade prevention: the
+    default, cancel resting; the nonce was used at placement).
+    """
+
+    __slots__ = ("trigger_id", "account", "instrument", "side", "order_type", "time_in_force", "reduce_only",
+                 "trigger_price", "trigger_above", "price", "size", "client_order_id", "expiry", "ts_ms")
+
+    self_trade_prevention = 1
+    nonce = 0
+
+    def __init__(self, trigger_id: int, msg: eip712.TriggerOrder, ts_ms: int, account: str, instrument: str) -> None:
+        self.trigger_id = trigger_id
+        self.account = account  # the account's and the market's own strings: shared, not one copy per trigger
+        self.instrument = instrument
+        self.side = msg.side
+        self.order_type = msg.order_type
+        self.time_in_force = msg.time_in_force
+        self.reduce_only = msg.reduce_only
+        self.trigger_price = msg.trigger_price
+        self.trigger_above = msg.trigger_above
+        self.price = msg.price
+        self.size = msg.size
+        self.client_order_id = msg.client_order_id
+        self.expiry = msg.expiry
+        self.ts_ms = ts_ms
+
+    def to_dict(self) -> dict:
+        """The ``open_orders`` entry: an order's keys plus the trigger's (status ``untriggered``)."""
+        return {"order_id": self.trigger_id, "client_order_id": self.client_order_id, "instrument": self.instrument,
+                "side": "buy" if self.side == _BUY else "sell", "price": self.price, "size": self.size,
+                "filled": 0, "remaining": self.size, "reduce_only": self.reduce_only,
+                "time_in_force": self.time_in_force, "status": "untriggered", "ts_ms": self.ts_ms,
+                "type": "trigger", "order_type": "market" if self.order_type == 2 else "limit",
+                "trigger_price": self.trigger_price, "trigger_above": self.trigger_above,
+                "expiry_ms": self.expiry * 1000}
+
+
 class ReduceRoom:
     """The book's reduce-only hook for one market (``OrderBook.ro_room``, see aggregator.core.matching).
 
@@ -524,6 +607,7 @@ class Sequencer:
             C.CancelAllOrders: self._cancel_all,
             C.CancelAllAfter: self._cancel_all_after,
             C.SetMmp: self._set_mmp,
+            C.PlaceTrigger: self._place_trigger,
             C.AmendOrder: self._amend,
             C.GrantSessionKey: self._grant,
             C.RevokeSession: self._revoke,
@@ -563,6 +647,12 @@ class Sequencer:
         d.setdefault("_lp_funding", {})  # chain -> deposits of the liquidity account there (rebalancing weights)
         d.setdefault("_mmp", {})  # (account, underlying) -> MmpState
         d.setdefault("_mmp_hit", [])  # (account, underlying) whose limit this command's fills passed
+        d.setdefault("_triggers", {})  # trigger id -> Trigger, untriggered, in placement order
+        d.setdefault("_acct_triggers", {})  # account -> {trigger id: Trigger}
+        d.setdefault("_trig_up", {})  # underlying -> heap of (trigger price, id) of triggerAbove ones (lazy deletion)
+        d.setdefault("_trig_down", {})  # underlying -> heap of (-trigger price, id) of the others (lazy deletion)
+        d.setdefault("_trig_dead", 0)  # heap entries of triggers removed otherwise than by firing
+        d.setdefault("_trig_q", ExpiryQueue())  # trigger ids by signed expiry (removed ones skipped)
 
     # ================================================================== the mutator
 
@@ -885,6 +975,12 @@ class Sequencer:
         v = self._nonces.check(nkey, o.nonce, o.expiry, self._now_ms)  # _nonce_check inlined
         if v is not _NONCE_OK:
             raise _Reject(_NONCE_CODES[v], f"nonce {o.nonce} expiry {o.expiry}: {v.value}")
+        return self._submit(o, nkey, cmd.seq)
+
+    def _submit(self, o: eip712.Order | Trigger, nkey: str | tuple[str, str] | None, seq: int) -> Outcome:
+        """Place order ``o`` (checks, matching, fills, resting): ``_place`` after the signature checks, or a
+        trigger firing (``nkey`` None: no nonce to record). ``_Reject`` before any change."""
+        addr = o.account
         m = self._markets.get(o.instrument)
         if m is None or not m.active:
             raise _Reject(RejectCode.UNKNOWN_INSTRUMENT, f"instrument {o.instrument!r} is not listed or not active")
@@ -967,7 +1063,8 @@ class Sequencer:
         if tif == _FOK and len(events) == 2 and type(events[1]) is OrderExpired:
             raise _Reject(RejectCode.FOK_NOT_FILLABLE, f"FOK size {size} cannot fill at {price}")
         # ------------------------------------------------ accepted: effects from here on
-        self._nonces.record(nkey, o.nonce, o.expiry, self._now_ms)
+        if nkey is not None:
+            self._nonces.record(nkey, o.nonce, o.expiry, self._now_ms)
         assert acct is not None
         out_events: list = list(events)
         fills: list = []
@@ -1011,7 +1108,7 @@ class Sequencer:
             self._enforce_reduce_only(out_events)
         if self._mmp_hit:
             self._mmp_trip(out_events)
-        return Outcome(cmd.seq, True, None, "", tuple(out_events),
+        return Outcome(seq, True, None, "", tuple(out_events),
                        {"order_id": oid, "client_order_id": coid, "instrument": m.name, "status": status,
                         "price": price, "size": size, "filled": filled, "remaining": remaining if ended is None else 0,
                         "fee": fee_total, "fills": fills})
@@ -1178,7 +1275,19 @@ class Sequencer:
         m = self._markets.get(c.instrument)
         if m is None:
             raise _Reject(RejectCode.UNKNOWN_INSTRUMENT, f"instrument {c.instrument!r} is not listed")
-        r = self._find_order(addr, m, c.order_id, c.client_order_id)
+        try:
+            r = self._find_order(addr, m, c.order_id, c.client_order_id)
+        except _Reject:
+            t = self._find_trigger(addr, m.name, c.order_id, c.client_order_id) if self._triggers else None
+            if t is None:
+                raise
+            self._nonce_use(nkey, c.nonce, c.expiry)
+            self._remove_trigger(t)
+            return Outcome(cmd.seq, True, None, "",
+                           (TriggerCancelled(addr, m.name, t.trigger_id, t.client_order_id, "USER"),),
+                           {"order_id": t.trigger_id, "client_order_id": t.client_order_id, "instrument": m.name,
+                            "status": "cancelled", "filled": 0, "remaining": 0, "cancelled_size": t.size,
+                            "type": "trigger"})
         self._nonce_use(nkey, c.nonce, c.expiry)
         events = m.book.cancel(r.order_id)
         remaining = r.remaining
@@ -1203,6 +1312,8 @@ class Sequencer:
         if acct is not None:
             events = self._cancel_account_orders(acct, c.instrument or None)
         ids = [e.order_id for e in events]
+        if addr in self._acct_triggers:
+            ids += self._cancel_triggers(addr, c.instrument or None, "CANCEL_ALL", events)
         return Outcome(cmd.seq, True, None, "", tuple(events), {"cancelled": ids, "count": len(ids)})
 
     def _cancel_all_after(self, cmd: C.CancelAllAfter) -> Outcome:
@@ -1284,6 +1395,8 @@ class Sequencer:
             del dms[addr]
             acct = self._accounts.get(addr)
             evs = self._cancel_account_orders(acct, None) if acct is not None else []
+            if addr in self._acct_triggers:
+                self._cancel_triggers(addr, None, "CANCEL_ALL", evs)
             events.extend(evs)
             events.append(CancelAllAfterTriggered(addr, deadline, len(evs)))
             n += 1
@@ -1299,6 +1412,150 @@ class Sequencer:
                 self._drop(e.order_id)
             events.extend(evs)
         return events
+
+    # ------------------------------------------------------------------ trigger orders
+
+    def _place_trigger(self, cmd: C.PlaceTrigger) -> Outcome:
+        t = cmd.trigger
+        addr = t.account
+        if cmd.signer != addr:
+            self._auth(addr, cmd.signer)
+        nkey = _nonce_key(addr, cmd.signer)
+        self._nonce_check(nkey, t.nonce, t.expiry)
+        m = self._market_for(t.instrument)
+        if not m.is_perp:
+            raise _Reject(RejectCode.INVALID_TRIGGER, f"trigger orders are for perpetuals only, not {m.name}")
+        tick = m.tick
+        if t.trigger_price % tick:
+            raise _Reject(RejectCode.INVALID_TICK, f"trigger price {t.trigger_price} is not a multiple of the tick {tick}")
+        if t.order_type != 2 and t.price % tick:
+            raise _Reject(RejectCode.INVALID_TICK, f"price {t.price} is not a multiple of the tick {tick}")
+        size = t.size
+        if size % m.lot or size < m.min_size or size > m.max_size:
+            raise _Reject(RejectCode.INVALID_LOT, f"size {size}: lot {m.lot}, min {m.min_size}, max {m.max_size}")
+        if t.order_type == 2 and t.time_in_force == _POST:
+            raise _Reject(RejectCode.INVALID_TRIGGER, "a market trigger order always takes: it cannot be post-only")
+        mine = self._acct_triggers.get(addr)
+        limit = self._cfg.max_open_orders
+        if mine is not None and len(mine) >= limit:
+            raise _Reject(RejectCode.TOO_MANY_ORDERS, f"{len(mine)} untriggered trigger orders (max {limit})")
+        coid = t.client_order_id
+        if coid and (m.book.order_by_client_id(addr, coid) is not None
+                     or self._find_trigger(addr, m.name, 0, coid) is not None):
+            raise _Reject(RejectCode.DUPLICATE_CLIENT_ORDER_ID, f"client order id {coid} is live")
+        acct = self._accounts.get(addr)
+        if acct is None:
+            raise _Reject(RejectCode.INSUFFICIENT_MARGIN, f"{addr} has no collateral")
+        # ------------------------------------------------ accepted: effects from here on
+        self._nonce_use(nkey, t.nonce, t.expiry)
+        tid = self._last_order_id + 1
+        self._last_order_id = tid
+        tr = Trigger(tid, t, self._now_ms, acct.address, m.name)
+        self._triggers[tid] = tr
+        self._acct_triggers.setdefault(acct.address, {})[tid] = tr
+        und = m.underlying
+        if tr.trigger_above:
+            heapq.heappush(self._trig_up.setdefault(und, []), (tr.trigger_price, tid))
+        else:
+            heapq.heappush(self._trig_down.setdefault(und, []), (-tr.trigger_price, tid))
+        self._trig_q.push(tr.expiry * 1000, tid)
+        ev = TriggerPlaced(addr, m.name, tid, coid, t.side, t.trigger_price, t.trigger_above, size)
+        return Outcome(cmd.seq, True, None, "", (ev,), tr.to_dict() | {"trigger_id": tid})
+
+    def _find_trigger(self, addr: str, instrument: str, trigger_id: int, coid: int) -> Trigger | None:
+        """Return the account's untriggered trigger on ``instrument`` by id (or client order id if id is 0)."""
+        mine = self._acct_triggers.get(addr)
+        if not mine:
+            return None
+        if trigger_id:
+            t = mine.get(trigger_id)
+            return t if t is not None and t.instrument == instrument else None
+        for t in mine.values():
+            if t.client_order_id == coid and t.instrument == instrument:
+                return t
+        return None
+
+    def _remove_trigger(self, t: Trigger, fired: bool = False) -> None:
+        """Forget an untriggered trigger. Its heap entry stays (lazy deletion) unless it fired (popped already);
+        the heaps are rebuilt once such dead entries outnumber the live triggers."""
+        del self._triggers[t.trigger_id]
+        mine = self._acct_triggers[t.account]
+        del mine[t.trigger_id]
+        if not mine:
+            del self._acct_triggers[t.account]
+        if fired:
+            return
+        self._trig_dead += 1
+        if self._trig_dead > 64 and self._trig_dead > len(self._triggers):
+            live = self._triggers
+            for heaps in (self._trig_up, self._trig_down):
+                for und in list(heaps):
+                    h = [e for e in heaps[und] if e[1] in live]
+                    if h:
+                        heapq.heapify(h)
+                        heaps[und] = h
+                    else:
+                        del heaps[und]
+            self._trig_dead = 0
+
+    def _cancel_triggers(self, addr: str, instrument: str | None, reason: str, events: list) -> list[int]:
+        """Remove the account's untriggered triggers (of one instrument, or all), by id; return their ids."""
+        mine = self._acct_triggers.get(addr)
+        ids = []
+        for tid in sorted(mine or ()):
+            t = mine[tid]
+            if instrument is not None and t.instrument != instrument:
+                continue
+            self._remove_trigger(t)
+            events.append(TriggerCancelled(addr, t.instrument, tid, t.client_order_id, reason))
+            ids.append(tid)
+        return ids
+
+    def _fire_triggers(self, und: str, mark: int, events: list) -> tuple[int, int]:
+        """Fire every trigger of ``und`` the mark has reached, by trigger id; return (fired, refused).
+
+        Each is placed by ``_submit`` as its order; one the order checks refuse emits
+        ``TriggerRejected`` and is gone (nothing else changes: ``_submit`` rejects before any change).
+        """
+        live = self._triggers
+        due = []
+        h = self._trig_up.get(und)
+        while h and h[0][0] <= mark:
+            tid = heapq.heappop(h)[1]
+            if tid in live:
+                due.append(tid)
+        h = self._trig_down.get(und)
+        while h and -h[0][0] >= mark:
+            tid = heapq.heappop(h)[1]
+            if tid in live:
+                due.append(tid)
+        due.sort()
+        refused = 0
+        seq = self._seq
+        for tid in due:
+            t = live[tid]
+            self._remove_trigger(t, fired=True)
+            try:
+                out = self._submit(t, None, seq)
+            except _Reject as r:
+                events.append(TriggerRejected(t.account, tid, r.code.value, r.message))
+                refused += 1
+                continue
+            events.append(TriggerFired(t.account, tid, out.result["order_id"]))
+            events.extend(out.events)
+        return len(due), refused
+
+    def _expire_triggers(self, now: int, events: list) -> int:
+        """Remove every untriggered trigger whose signed expiry is before ``now`` (as good-til-time)."""
+        live, n = self._triggers, 0
+        for tid in self._trig_q.pop_due(now):
+            t = live.get(tid)
+            if t is None:  # fired or cancelled since
+                continue
+            self._remove_trigger(t)
+            events.append(TriggerCancelled(t.account, t.instrument, tid, t.client_order_id, "GOOD_TIL_TIME"))
+            n += 1
+        return n
 
     def _amend(self, cmd: C.AmendOrder) -> Outcome:
         a = cmd.amend
@@ -1452,9 +1709,14 @@ class Sequencer:
             liquidated = self._sweep(suspects, events)
         else:
             events.append(MarkUpdated(und, q, new, cmd.status, 0))
+        fired = refused = 0
+        if self._triggers:
+            up, down = self._trig_up.get(und), self._trig_down.get(und)
+            if (up and up[0][0] <= new) or (down and -down[0][0] >= new):
+                fired, refused = self._fire_triggers(und, new, events)
         return Outcome(cmd.seq, True, None, "", tuple(events),
                        {"underlying": und, "status": cmd.status, "index": q, "mark": new,
-                        "liquidations": liquidated})
+                        "liquidations": liquidated, "triggers_fired": fired, "triggers_rejected": refused})
 
     def _option_tick(self, und: str) -> int:
         spec = self._registry.config(und).option
@@ -1572,6 +1834,8 @@ class Sequencer:
     def _liquidate(self, acct: Account, events: list) -> None:
         """Cancel the account's orders and hand its perps, then if still bankrupt its options, to the fund."""
         events.extend(self._cancel_account_orders(acct, None))
+        if acct.address in self._acct_triggers:
+            self._cancel_triggers(acct.address, None, "LIQUIDATION", events)
         exposures = acct.exposures
         for name in sorted(exposures):
             ex = exposures[name]
@@ -1649,19 +1913,20 @@ class Sequencer:
     def next_order_expiry_ms(self) -> int | None:
         """Return the earliest time (ms) an order must leave the book, or None: a ``Tick`` after it removes it.
 
-        That is the earliest signed expiry of a resting order or deadline of an armed
-        cancel-all-after switch. The service sequences a ``Tick`` before any command
+        That is the earliest signed expiry of a resting order or an untriggered trigger
+        order, or deadline of an armed cancel-all-after switch. The service sequences a ``Tick`` before any command
         stamped later, so an order never trades after its expiry or its owner's switch
         deadline (the queues may name an order already gone or a switch re-armed since:
         that only makes the Tick come early).
         """
-        a, b = self._gtd.next_due(), self._dms_q.next_due()
-        return b if a is None else a if b is None else min(a, b)
+        due = [t for t in (self._gtd.next_due(), self._dms_q.next_due(), self._trig_q.next_due()) if t is not None]
+        return min(due) if due else None
 
     def _tick(self, cmd: C.Tick) -> Outcome:
         now = self._now_ms
         events: list = []
         gtd = self._expire_orders(now, events)
+        trig = self._expire_triggers(now, events) if self._trig_q.due(now) else 0
         dms = self._fire_dms(now, events)
         expired = []
         heap = self._expiries
@@ -1706,7 +1971,8 @@ class Sequencer:
         liquidated = self._sweep(list(holders), events)
         return Outcome(cmd.seq, True, None, "", tuple(events),
                        {"expired": expired, "settled": settled, "listed": listed, "funding": funded,
-                        "liquidations": liquidated, "orders_expired": gtd, "cancel_all_after": dms})
+                        "liquidations": liquidated, "orders_expired": gtd, "cancel_all_after": dms,
+                        "triggers_expired": trig})
 
     def _open_market(self, inst, now: int) -> Market:  # noqa: ANN001
         m = Market(inst, book_for(inst), self._cfg.trades_kept, self._params[inst.underlying.symbol])
@@ -2206,12 +2472,23 @@ class Sequencer:
             yield r.market.name, oid, r.side, r.price, r.remaining
 
     def open_orders(self, address: str, instrument: str | None = None) -> list[dict]:
-        """Return the account's resting orders (by order id)."""
+        """Return the account's resting orders and untriggered trigger orders (by order id).
+
+        A trigger order's entry has the keys of a resting order's (``price`` 0 for a market
+        one, ``filled`` 0, ``remaining`` its size) plus ``type`` ``"trigger"``, ``order_type``,
+        ``trigger_price``, ``trigger_above``, ``expiry_ms``; its status is ``"untriggered"``.
+        """
         acct = self._accounts.get(self._canonical_read(address))
         if acct is None:
             return []
         out = []
-        for oid in sorted(acct.orders):
+        trig = self._acct_triggers.get(acct.address, {})
+        for oid in sorted([*acct.orders, *trig]):
+            t = trig.get(oid)
+            if t is not None:
+                if instrument is None or t.instrument == instrument:
+                    out.append(t.to_dict())
+                continue
             r = acct.orders[oid]
             if instrument is not None and r.market.name != instrument:
                 continue
@@ -2245,7 +2522,9 @@ class Sequencer:
         return {"address": acct.address, "balances": {str(c): v for c, v in sorted(acct.balances.items())},
                 "primary_chain_id": acct.primary_chain, "total_collateral": acct.total, "equity": acct.total,
                 "positions": positions, "initial_margin": im, "maintenance_margin": mm,
-                "free_collateral": acct.total - im, "open_orders": len(acct.orders),
+                "free_collateral": acct.total - im,
+                "open_orders": len(acct.orders) + len(self._acct_triggers.get(acct.address, ())),
+                "open_triggers": len(self._acct_triggers.get(acct.address, ())),
                 "liquidations": acct.liquidations, "cancel_all_after_ms": self._dms.get(acct.address),
                 "mmp": {und: {"interval_ms": st.interval, "frozen_ms": st.frozen_ms, "qty_limit": st.limit,
                               "qty_in_interval": st.qty, "frozen": st.frozen(self._now_ms),

@@ -33,6 +33,7 @@ Versions
        refill a liquidity account's drained chains from its other chains
        (``liquidity_rebalance_bps``, ``core.batch.rebalance_moves``). New commands, which
        no version-1 journal holds: ``CancelAllAfter``, ``SetMmp``.
+       And ``PlaceTrigger`` (trigger orders: stop-loss / take-profit on perpetuals).
 """
 
 from __future__ import annotations

@@ -63,8 +63,12 @@ def make(journal: Path, clock: Clock, *, every: int = 0, config=None, **kw) -> S
                             tick_interval_s=None, checkpoint_every=every, **kw)
 
 
-async def drive(svc: SequencerService, clock: Clock, seed: int, n: int = SESSION) -> None:
-    """Sequence a random session (durable every few commands, so checkpoint writers come and go)."""
+async def drive(svc: SequencerService, clock: Clock, seed: int, n: int = SESSION, wait_writers: bool = False) -> None:
+    """Sequence a random session (durable every few commands, so checkpoint writers come and go).
+
+    ``wait_writers``: at those durable points, also wait for a running checkpoint writer, so
+    a checkpoint is written every ``checkpoint_every`` commands however slow the machine is
+    (the tests that count checkpoints); otherwise writers run concurrently with sequencing."""
     rng = random.Random(seed)
     i = 0
     for cls, args, ts in session(seed, n, lambda: svc.sequencer, step_ms=2_000, closing=False):
@@ -74,6 +78,8 @@ async def drive(svc: SequencerService, clock: Clock, seed: int, n: int = SESSION
         if i % rng.randrange(5, 40) == 0:
             await svc.durable(svc.last_seq)
             await asyncio.sleep(0)
+            if wait_writers:
+                await settle(svc)
     await svc.durable(svc.last_seq)
 
 
@@ -120,7 +126,7 @@ async def session_with_checkpoints(tmp_path: Path, seed: int, every: int, tail: 
     clock = Clock()
     svc = make(journal, clock, every=every)
     await svc.start()
-    await drive(svc, clock, seed)
+    await drive(svc, clock, seed, wait_writers=True)
     await settle(svc)
     history = list(svc.checkpoint_writer.history)
     await svc.stop()

@@ -24,6 +24,7 @@ from aggregator.eip712 import (
     Order,
     RevokeSessionKey,
     SessionKey,
+    TriggerOrder,
     Withdrawal,
     digest,
     keccak,
@@ -78,6 +79,8 @@ def messages() -> list[Any]:
         CancelAllAfter(a2, 0, 14, exp),
         MmpConfig(a1, "ETH", 10_000, 60_000, 30_000, 15, exp),
         MmpConfig(a3, "XAU", 0, 0, 0, 16, exp),
+        TriggerOrder(a1, "ETH-PERP", 2, 2, 2, True, 2_800_000_000, False, 0, 1_500, 0, 17, exp),
+        TriggerOrder(a2, "BTC-PERP", 1, 1, 1, False, 2**256 - 1, True, 95_000_000_000, 25, 2**64 - 1, 18, exp),
     ]
 
 

@@ -237,6 +237,6 @@ def test_schema_is_json_and_lists_every_type():
     text = json.dumps(schema)
     assert json.loads(text)["domainSeparator"] == "0x" + DOMAIN.separator.hex()
     assert set(schema["primaryTypes"]) == {"Order", "Cancel", "CancelAll", "CancelAllAfter", "MmpConfig", "Amend", "SessionKey",
-                                           "RevokeSessionKey", "Withdrawal"}
+                                           "RevokeSessionKey", "Withdrawal", "TriggerOrder"}
     assert schema["domain"] == {"name": "Omniclear", "version": "1", "chainId": 31337,
                                 "verifyingContract": DOMAIN.verifying_contract}

@@ -56,6 +56,16 @@ def order(account: str, instrument: str, side: int, price: int, size: int, *, no
                         expiry=expiry if expiry is not None else now_ms // 1000 + 3600)
 
 
+def trigger_msg(account: str, instrument: str, side: int, trigger_price: int, size: int, *, nonce: int,
+                above: bool = False, price: int = 0, order_type: int = 2, tif: int = 2, reduce_only: bool = False,
+                coid: int = 0, expiry: int | None = None, now_ms: int = T0) -> eip712.TriggerOrder:
+    """A trigger order (default: a market IOC stop, firing at or below ``trigger_price``)."""
+    return eip712.TriggerOrder(account=account, instrument=instrument, side=side, order_type=order_type,
+                               time_in_force=tif, reduce_only=reduce_only, trigger_price=trigger_price,
+                               trigger_above=above, price=price, size=size, client_order_id=coid, nonce=nonce,
+                               expiry=expiry if expiry is not None else now_ms // 1000 + 3600)
+
+
 class Harness:
     """A sequencer plus a clock and a seq counter; every apply checks conservation."""
 
@@ -104,6 +114,12 @@ class Harness:
 
     def place_msg(self, o: eip712.Order, signer: str | None = None) -> Outcome:
         return self.apply(lambda s, t: C.PlaceOrder(s, t, signer or o.account, o, SIG))
+
+    def trigger(self, account: str, instrument: str, side: int, trigger_price: int, size: int, *,
+                signer: str | None = None, **kw) -> Outcome:
+        nonce = kw.pop("nonce", None) or self.next_nonce()
+        t = trigger_msg(account, instrument, side, trigger_price, size, nonce=nonce, now_ms=self.now, **kw)
+        return self.apply(lambda s, ts: C.PlaceTrigger(s, ts, signer or account, t, SIG))
 
     def cancel(self, account: str, instrument: str, order_id: int = 0, coid: int = 0,
                signer: str | None = None) -> Outcome:
@@ -222,6 +238,8 @@ def check_books_and_reserves(seq: Sequencer) -> None:
         acct = seq._accounts[addr_]
         want: dict[str, list[int]] = {}
         for o in seq.open_orders(addr_):
+            if o.get("type") == "trigger":  # untriggered: nothing in the book, nothing reserved
+                continue
             w = want.setdefault(o["instrument"], [0, 0, 0])
             b, a = levels.setdefault(o["instrument"], ({}, {}))
             side = b if o["side"] == "buy" else a

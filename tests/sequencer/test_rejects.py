@@ -34,6 +34,7 @@ from tests.sequencer.helpers import (
     observable,
     order,
     state_bytes,
+    trigger_msg,
 )
 
 PERP = "ETH-PERP"
@@ -75,6 +76,12 @@ def place(account: str, inst: str, side: int, price: int, size: int, *, signer: 
           nonce: int = N, now_ms: int, **kw) -> Make:
     o = order(account, inst, side, price, size, nonce=nonce, now_ms=now_ms, **kw)
     return lambda s, t: C.PlaceOrder(s, t, signer or account, o, SIG)
+
+
+def trigger(account: str, inst: str, side: int, trigger_price: int, size: int, *, signer: str | None = None,
+            nonce: int = N, now_ms: int, **kw) -> Make:
+    t = trigger_msg(account, inst, side, trigger_price, size, nonce=nonce, now_ms=now_ms, **kw)
+    return lambda s, ts: C.PlaceTrigger(s, ts, signer or account, t, SIG)
 
 
 def cancel(account: str, inst: str, *, now_ms: int, order_id: int = 0, coid: int = 0, signer: str | None = None,
@@ -505,6 +512,40 @@ def option_quote_while_market_maker_protection_is_frozen():
         return h.apply(place(BOB, OPT, SELL, px(100), 10, now_ms=h.now))
 
     return h, place(BOB, OPT, SELL, px(100), 10, now_ms=h.now), after_the_freeze
+
+
+@case(U.INVALID_TRIGGER)
+def trigger_order_on_an_option():
+    h = base()
+    bad = trigger(ALICE, OPT, SELL, px(90), 10, reduce_only=True, now_ms=h.now)
+    return h, bad, lambda h: h.apply(trigger(ALICE, PERP, SELL, px(2900), 500, reduce_only=True, now_ms=h.now))
+
+
+@case(U.INVALID_TRIGGER)
+def post_only_market_trigger_order():
+    h = base()
+    bad = trigger(ALICE, PERP, SELL, px(2900), 500, tif=POST, now_ms=h.now)
+    return h, bad, lambda h: h.apply(trigger(ALICE, PERP, SELL, px(2900), 500, tif=IOC, now_ms=h.now))
+
+
+@case(U.INVALID_TICK)
+def trigger_price_off_the_tick():
+    h = base()
+    bad = trigger(ALICE, PERP, SELL, px(2900) + 1, 500, now_ms=h.now)
+    return h, bad, lambda h: h.apply(trigger(ALICE, PERP, SELL, px(2900), 500, now_ms=h.now))
+
+
+@case(U.TOO_MANY_ORDERS)
+def trigger_orders_beyond_max_open_orders():
+    h = base(max_open_orders=3)
+    for i in range(3):  # counted apart from resting orders (Alice rests one)
+        assert h.trigger(ALICE, PERP, SELL, px(2900 - i), 100).accepted
+
+    def after_a_cancel(h: Harness) -> Outcome:
+        assert h.cancel(ALICE, PERP, order_id=h.seq.open_orders(ALICE)[-1]["order_id"]).accepted
+        return h.apply(trigger(ALICE, PERP, SELL, px(2900), 100, now_ms=h.now))
+
+    return h, trigger(ALICE, PERP, SELL, px(2900), 100, now_ms=h.now), after_a_cancel
 
 
 @case(U.TOO_MANY_ORDERS)
