@@ -142,9 +142,11 @@ Trigger orders (stop-loss / take-profit)
     self-trade prevention the default) without the signature and nonce checks (done at
     placement; the signer's session key is not re-checked): accepted, ``TriggerFired``
     then the order's events (its own new order id); refused, ``TriggerRejected`` with the
-    reject code, and the trigger is gone with nothing else changed (a reduce-only one
-    larger than the position left by then is refused whole, ``reduce_only_would_increase``,
-    as that order would be). The ``PriceUpdate``
+    reject code, and the trigger is gone with nothing else changed. A reduce-only one
+    larger than the position left by then (net of the reduce-only orders resting on its
+    side) is first cut to it, in whole lots, so a stop-loss still closes a position that
+    was partly closed by hand; with nothing left to reduce it is refused
+    (``reduce_only_would_increase``). The ``PriceUpdate``
     result counts ``triggers_fired`` (refused ones included) and ``triggers_rejected``.
     Fills of fired orders do not move the mark, so firing never cascades within an update.
     Reads: ``open_orders`` lists untriggered triggers (``type`` ``"trigger"``, status
@@ -1535,6 +1537,8 @@ class Sequencer:
         for tid in due:
             t = live[tid]
             self._remove_trigger(t, fired=True)
+            if t.reduce_only:
+                self._cap_reduce_only(t)
             try:
                 out = self._submit(t, None, seq)
             except _Reject as r:
@@ -1544,6 +1548,23 @@ class Sequencer:
             events.append(TriggerFired(t.account, tid, out.result["order_id"]))
             events.extend(out.events)
         return len(due), refused
+
+    def _cap_reduce_only(self, t: Trigger) -> None:
+        """Cut a firing reduce-only trigger to what its position then allows (whole lots, at least the
+        minimum size), net of the reduce-only orders resting on its side; leave it whole otherwise (the
+        order rule then refuses it: nothing to reduce)."""
+        m = self._markets.get(t.instrument)
+        acct = self._accounts.get(t.account)
+        if m is None or acct is None:
+            return
+        ex = acct.exposures.get(m.name)
+        pos = ex.size if ex is not None else 0
+        if not pos or (pos > 0) == (t.side == _BUY):
+            return
+        resting = self._ro_resting(acct, m, t.side) if acct.ro_orders else 0
+        room = (abs(pos) - resting) // m.lot * m.lot
+        if m.min_size <= room < t.size:
+            t.size = room
 
     def _expire_triggers(self, now: int, events: list) -> int:
         """Remove every untriggered trigger whose signed expiry is before ``now`` (as good-til-time)."""

@@ -115,6 +115,18 @@ def test_a_reduce_only_stop_fires_under_the_reduce_only_rule_of_the_position_the
     assert h.pos(ALICE, PERP) == 0 and trigger_ids(h, ALICE) == []  # it opened no short
 
 
+def test_a_reduce_only_stop_larger_than_the_position_left_is_cut_to_it_and_closes_it():
+    h = long_alice()
+    tid = h.trigger(ALICE, PERP, SELL, px(2900), 1000, reduce_only=True).result["order_id"]
+    assert h.place(ALICE, PERP, SELL, px(2890), 600, tif=IOC).result["filled"] == 600  # long 400 left
+    out = h.price("ETH-USD", 2900)
+    fire = [e for e in out.events if type(e) is TriggerFired]
+    assert [e.trigger_id for e in fire] == [tid] and not any(type(e) is TriggerRejected for e in out.events)
+    accepted = next(e for e in out.events if type(e) is OrderAccepted and e.order_id == fire[0].order_id)
+    assert accepted.size == 400 and accepted.reduce_only
+    assert h.pos(ALICE, PERP) == 0
+
+
 def test_take_profit_above_fires_at_its_price_and_its_limit_order_rests():
     h = long_alice()
     tid = h.trigger(ALICE, PERP, SELL, px(3150), 1000, above=True, order_type=LIMIT, tif=GTC, price=px(3200),
