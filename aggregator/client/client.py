@@ -509,6 +509,26 @@ class OmniclearClient:
             })
         return out
 
+    async def close_position(self, symbol: str, side: str | None = None,
+                             params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Close the whole position in ``symbol`` (ccxt ``closePosition``): one reduce-only market
+        order, IOC by default, within the venue's protection band (what the book cannot fill there
+        expires). ``side`` (``"long"``/``"short"``), if given, must be the position's. Raise
+        ``InvalidOrder`` if there is no position; the venue refuses it (``reduce_only_would_increase``)
+        while reduce-only orders rest on the closing side: cancel them first."""
+        p = dict(params or {})
+        m = await self.market(symbol)
+        js = await self._margin()
+        size = next((int(x["size"]) for x in js.get("positions") or () if x["instrument"] == m.id), 0)
+        if not size:
+            raise InvalidOrder(f"no open position in {m.symbol}")
+        held = "long" if size > 0 else "short"
+        if side is not None and side != held:
+            raise InvalidOrder(f"the position in {m.symbol} is {held}, not {side}")
+        p["reduceOnly"] = True
+        p.setdefault("timeInForce", "IOC")
+        return await self.create_order(m.symbol, "market", "sell" if size > 0 else "buy", m.amount(abs(size)), None, p)
+
     # -------------------------------------------------------------- withdrawals
 
     async def _withdrawal_chains(self) -> list[dict[str, Any]]:

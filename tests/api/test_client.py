@@ -214,6 +214,21 @@ async def test_open_orders_edit_and_cancel(env):
     assert await a.fetch_open_orders() == []
 
 
+async def test_close_position_sends_one_reduce_only_market_order_for_the_whole_position(env):
+    api, a, b = env
+    with pytest.raises(InvalidOrder, match="no open position"):
+        await a.close_position(PERP)
+    await b.create_order(PERP, "limit", "sell", "0.4", "3000")
+    await a.create_order(PERP, "limit", "buy", "0.4", "3000", {"timeInForce": "IOC"})
+    await b.create_order(PERP, "limit", "buy", "1", "2995")
+    with pytest.raises(InvalidOrder, match="is long, not short"):
+        await a.close_position(PERP, "short")
+    closed = await a.close_position(PERP, "long")
+    assert (closed["side"], closed["type"], closed["filled"], closed["reduceOnly"]) == ("sell", "market", D("0.4"), True)
+    assert await a.fetch_positions() == []
+    assert await b.fetch_positions() == []  # b's bid took it back: b was the short side
+
+
 async def test_ioc_remainder_is_canceled_and_market_order_fills(env):
     api, a, b = env
     await a.create_order(PERP, "limit", "sell", "0.3", "3001")
