@@ -81,3 +81,22 @@ async def test_trigger_on_an_option_is_a_400_json_error_and_changes_nothing(tmp_
         assert api.state(api.a) == state
     finally:
         await client.close()
+
+
+async def test_websocket_trigger_op_places_it_and_the_orders_channel_shows_it(tmp_path):
+    client, api = await start_api(tmp_path)
+    try:
+        a = api.a
+        msg = eip712.TriggerOrder(a.address, "ETH-PERP", 1, 2, 2, False, 3_100_000_000, True, 0, 100, 0, next_nonce(),
+                                  api.clock.now_ms // 1000 + 600)
+        ws = await client.ws_connect("/v1/ws")
+        await ws.send_json({"op": "trigger", "id": 5, **body("trigger", msg, a.key)})
+        ack = await ws.receive_json(timeout=10)
+        assert (ack["type"], ack["id"], ack["status"]) == ("ack", 5, 200), ack
+        assert ack["result"]["status"] == "untriggered" and int(ack["result"]["trigger_price"]) == 3_100_000_000
+        assert ack["events"][0]["type"] == "TriggerPlaced"
+        opens = api.service.sequencer.open_orders(a.address)
+        assert [(o["order_id"], o["type"]) for o in opens] == [(ack["result"]["order_id"], "trigger")]
+        await ws.close()
+    finally:
+        await client.close()
