@@ -75,7 +75,7 @@ from web3 import Web3
 from bridges.chain import ChainClient, NonceManager, RetryPolicy
 from bridges.contracts import abi
 from bridges.errors import ChainError, NonceTooLow, RejectedChainError, TransientChainError
-from bridges.relay_store import DISPATCH_TOPIC, RelayMessage, RelayStore, SUBMITTED
+from bridges.relay_store import DISPATCH_TOPIC, RelayMessage, RelayStore
 from bridges.validator import (
     DestinationMailbox,
     InProcessValidators,

@@ -283,7 +283,6 @@ from aggregator.core.risk import (
     funding_rate_e8,
     index_to_quote,
     option_mark,
-    perp_maintenance,
     round_to_tick,
 )
 from aggregator.core.withdrawals import BATCHED, FAILED, PAID, RESERVED, WithdrawalRecord, pull_to
@@ -773,6 +772,15 @@ class Sequencer:
             if until is not None and self._now_ms <= until:
                 return
         raise _Reject(RejectCode.UNAUTHORIZED_SIGNER, f"{signer} may not act for {account}")
+
+    def _authorize(self, account: str, signer: str, nonce: int, expiry: int) -> str | tuple[str, str]:
+        """The prologue of a signed command other than an order (``_place`` inlines it): the signer may act
+        for ``account`` and the nonce is usable; return the nonce key (recorded only once accepted)."""
+        if signer != account:
+            self._auth(account, signer)
+        key = _nonce_key(account, signer)
+        self._nonce_check(key, nonce, expiry)
+        return key
 
     def _nonce_check(self, key: tuple[str, str], nonce: int, expiry: int) -> None:
         v = self._nonces.check(key, nonce, expiry, self._now_ms)
@@ -1270,10 +1278,7 @@ class Sequencer:
     def _cancel(self, cmd: C.CancelOrder) -> Outcome:
         c = cmd.cancel
         addr = c.account
-        if cmd.signer != addr:
-            self._auth(addr, cmd.signer)
-        nkey = _nonce_key(addr, cmd.signer)
-        self._nonce_check(nkey, c.nonce, c.expiry)
+        nkey = self._authorize(addr, cmd.signer, c.nonce, c.expiry)
         m = self._markets.get(c.instrument)
         if m is None:
             raise _Reject(RejectCode.UNKNOWN_INSTRUMENT, f"instrument {c.instrument!r} is not listed")
@@ -1302,10 +1307,7 @@ class Sequencer:
     def _cancel_all(self, cmd: C.CancelAllOrders) -> Outcome:
         c = cmd.cancel_all
         addr = c.account
-        if cmd.signer != addr:
-            self._auth(addr, cmd.signer)
-        nkey = _nonce_key(addr, cmd.signer)
-        self._nonce_check(nkey, c.nonce, c.expiry)
+        nkey = self._authorize(addr, cmd.signer, c.nonce, c.expiry)
         if c.instrument and c.instrument not in self._markets:
             raise _Reject(RejectCode.UNKNOWN_INSTRUMENT, f"instrument {c.instrument!r} is not listed")
         self._nonce_use(nkey, c.nonce, c.expiry)
@@ -1321,10 +1323,7 @@ class Sequencer:
     def _cancel_all_after(self, cmd: C.CancelAllAfter) -> Outcome:
         c = cmd.cancel_after
         addr = c.account
-        if cmd.signer != addr:
-            self._auth(addr, cmd.signer)
-        nkey = _nonce_key(addr, cmd.signer)
-        self._nonce_check(nkey, c.nonce, c.expiry)
+        nkey = self._authorize(addr, cmd.signer, c.nonce, c.expiry)
         self._nonce_use(nkey, c.nonce, c.expiry)
         deadline = 0
         if c.timeout_ms:
@@ -1339,10 +1338,7 @@ class Sequencer:
     def _set_mmp(self, cmd: C.SetMmp) -> Outcome:
         c = cmd.mmp
         addr = c.account
-        if cmd.signer != addr:
-            self._auth(addr, cmd.signer)
-        nkey = _nonce_key(addr, cmd.signer)
-        self._nonce_check(nkey, c.nonce, c.expiry)
+        nkey = self._authorize(addr, cmd.signer, c.nonce, c.expiry)
         if c.underlying not in self._params:
             raise _Reject(RejectCode.UNKNOWN_INSTRUMENT, f"no underlying {c.underlying!r} is listed")
         self._nonce_use(nkey, c.nonce, c.expiry)
@@ -1420,10 +1416,7 @@ class Sequencer:
     def _place_trigger(self, cmd: C.PlaceTrigger) -> Outcome:
         t = cmd.trigger
         addr = t.account
-        if cmd.signer != addr:
-            self._auth(addr, cmd.signer)
-        nkey = _nonce_key(addr, cmd.signer)
-        self._nonce_check(nkey, t.nonce, t.expiry)
+        nkey = self._authorize(addr, cmd.signer, t.nonce, t.expiry)
         m = self._market_for(t.instrument)
         if not m.is_perp:
             raise _Reject(RejectCode.INVALID_TRIGGER, f"trigger orders are for perpetuals only, not {m.name}")
@@ -1581,10 +1574,7 @@ class Sequencer:
     def _amend(self, cmd: C.AmendOrder) -> Outcome:
         a = cmd.amend
         addr = a.account
-        if cmd.signer != addr:
-            self._auth(addr, cmd.signer)
-        nkey = _nonce_key(addr, cmd.signer)
-        self._nonce_check(nkey, a.nonce, a.expiry)
+        nkey = self._authorize(addr, cmd.signer, a.nonce, a.expiry)
         m = self._market_for(a.instrument)
         r = self._find_order(addr, m, a.order_id, a.client_order_id)
         new_price = a.price or r.price

@@ -28,11 +28,8 @@ import logging
 import os
 import pickle
 import random
-import re
 import shutil
-import signal
 import socket
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -48,11 +45,10 @@ from aggregator.eip712 import to_checksum_address
 from aggregator.journal import Journal, JournalVersionMismatch
 from aggregator.sequencer_service import (DEFAULT_FEE_ACCOUNT, DEFAULT_INSURANCE_ACCOUNT, SequencerService,
                                           default_sequencer_config, default_sequencer_factory)
-from bridges.anvil import free_port
 
 from ..sequencer.session import session
 from .helpers import DOMAIN, Clock, Trader
-from .test_kill9 import PYTHON, ROOT, Ack, get, plan, prewrite, stream
+from .test_kill9 import Ack, ServiceProcess, get, plan, prewrite, stream
 
 SESSION = 1_400
 
@@ -491,46 +487,14 @@ async def test_replay_from_seq_skips_segments_and_decodes_only_the_tail(tmp_path
 # ---------------------------------------------------------------------------------- (e)
 
 
-class CheckpointingService:
-    """The standalone service with checkpoints, on a journal and a free port (``kill9`` or ``stop``)."""
+class CheckpointingService(ServiceProcess):
+    """The standalone service with checkpoints every ``every`` commands (the writer held ``delay`` s)."""
 
     def __init__(self, journal: Path, log: Path, every: int, delay: float, tick: float) -> None:
-        self.journal, self.log, self.every, self.delay, self.tick = journal, log, every, delay, tick
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self, timeout: float = 60.0) -> dict[str, int]:
-        env = {**os.environ, "OMNICLEAR_CHECKPOINT_TEST_DELAY_S": str(self.delay)}
-        with open(self.log, "w") as out:
-            self.proc = subprocess.Popen(
-                [str(PYTHON), "-m", "aggregator.sequencer_service", "--journal", str(self.journal), "--port",
-                 str(self.port), "--tick-interval", str(self.tick), "--rate", "0", "--verify-processes", "0",
-                 "--verify-threads", "2", "--checkpoint-every", str(self.every), "--log-level", "INFO"],
-                cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"service exited {self.proc.returncode}: {self.log.read_text()}")
-            m = re.search(r"last_seq=(\d+) replayed=(\d+) checkpoint=(\d+)", self.log.read_text())
-            if m:
-                return {"last_seq": int(m.group(1)), "replayed": int(m.group(2)), "checkpoint": int(m.group(3))}
-            time.sleep(0.05)
-        raise AssertionError(f"service did not start: {self.log.read_text()}")
-
-    def kill9(self) -> None:
-        os.kill(self.proc.pid, signal.SIGKILL)
-        assert self.proc.wait(10) == -signal.SIGKILL
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
+        super().__init__(journal, log, tick,
+                         extra=("--verify-processes", "0", "--checkpoint-every", str(every), "--log-level", "INFO"),
+                         env={**os.environ, "OMNICLEAR_CHECKPOINT_TEST_DELAY_S": str(delay)})
+        self.every, self.delay = every, delay
 
 
 @pytest.fixture

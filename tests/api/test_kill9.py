@@ -52,31 +52,36 @@ PER_TRADER = 120  # below max_open_orders (200): every accepted bid/ask can rest
 
 
 class ServiceProcess:
-    """The standalone service on a journal and a free port; ``kill9`` or ``stop`` it."""
+    """The standalone service on a journal and a free port; ``kill9`` or ``stop`` it.
 
-    def __init__(self, journal: Path, log: Path, tick_interval: float) -> None:
+    ``extra``: more command-line options; ``env``: the process environment (default: ours)."""
+
+    def __init__(self, journal: Path, log: Path, tick_interval: float, extra: tuple[str, ...] = (),
+                 env: dict[str, str] | None = None) -> None:
         self.journal = journal
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
         self.tick_interval = tick_interval
+        self.extra = extra
+        self.env = env
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 60.0) -> dict[str, int]:
-        """Start and wait until it serves; return ``last_seq`` and ``replayed`` from its banner."""
+        """Start and wait until it serves; return ``last_seq``, ``replayed`` and ``checkpoint`` from its banner."""
         out = open(self.log, "w")
         self.proc = subprocess.Popen(
             [str(PYTHON), "-m", "aggregator.sequencer_service", "--journal", str(self.journal), "--port",
-             str(self.port), "--tick-interval", str(self.tick_interval), "--rate", "0", "--verify-threads", "2"],
-            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+             str(self.port), "--tick-interval", str(self.tick_interval), "--rate", "0", "--verify-threads", "2",
+             *self.extra], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=self.env)
         out.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError(f"service exited {self.proc.returncode}: {self.log.read_text()}")
-            m = re.search(r"last_seq=(\d+) replayed=(\d+)", self.log.read_text())
+            m = re.search(r"last_seq=(\d+) replayed=(\d+) checkpoint=(\d+)", self.log.read_text())
             if m:
-                return {"last_seq": int(m.group(1)), "replayed": int(m.group(2))}
+                return {"last_seq": int(m.group(1)), "replayed": int(m.group(2)), "checkpoint": int(m.group(3))}
             time.sleep(0.05)
         raise AssertionError(f"service did not start: {self.log.read_text()}")
 
@@ -90,7 +95,7 @@ class ServiceProcess:
             return
         self.proc.send_signal(signal.SIGTERM)
         try:
-            self.proc.wait(15)
+            self.proc.wait(30)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(10)
@@ -215,7 +220,7 @@ async def test_kill9_mid_stream_loses_no_acknowledged_order(tmp_path, services, 
     orders = plan(rng, traders, taker, now_ms // 1000)
 
     first = services(journal, tick_interval=0.5)
-    assert first.start() == {"last_seq": prewritten, "replayed": prewritten}
+    assert first.start() == {"last_seq": prewritten, "replayed": prewritten, "checkpoint": 0}  # none written yet
     acks: list[Ack] = []
     stop = asyncio.Event()
     kill_after = rng.randrange(40, 400)

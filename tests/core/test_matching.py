@@ -13,8 +13,6 @@ from aggregator.core.matching import (
     OrderAccepted,
     OrderAmended,
     OrderBook,
-    OrderCancelled,
-    OrderExpired,
     OrderFilled,
     OrderRejected,
     OrderType,

@@ -6,7 +6,7 @@ import pytest
 
 from aggregator.core import commands as C
 from aggregator.core.withdrawals import pull_to
-from tests.settlement.core_harness import ARB, BNB, HUB, OPT, PERP, USD, World, addr, state_bytes
+from tests.settlement.core_harness import ARB, BNB, HUB, OPT, USD, World, addr, state_bytes
 
 ALICE, BOB, MALLORY = addr(0xA11CE), addr(0xB0B), addr(0xBAD)
 SESSION = addr(0x5E55)
