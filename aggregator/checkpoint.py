@@ -93,6 +93,7 @@ from pathlib import Path
 from typing import Any
 
 from aggregator.core import version as _version
+from aggregator.journal import _fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -248,14 +249,6 @@ def read(path: Path, *, config: str, max_seq: int) -> Checkpoint:
     if meta.get("config") != config:
         raise CheckpointInvalid("written under another sequencer configuration (fingerprint differs)")
     return Checkpoint(path, seq, meta, snap, size)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # ------------------------------------------------------------------ writer
