@@ -148,8 +148,10 @@ async def test_deposit_on_a_profit_from_b_withdraw_all_on_c_keeps_every_vault_so
                 net = report["netting"]
                 if lp is None:
                     assert 0 < net["bridged"] <= net["gross"] and net["buffered"] == 0
-                else:  # C's inflow came out of the liquidity account's balance on C
-                    assert net["bridged"] == 0 and net["buffered"] >= everything
+                else:  # C's inflow came out of the liquidity account's balance on C: never bridged. Only the
+                    # trade's P&L and fees between B and A (~201 USDC) may be, when a batch closed between the trades
+                    # and the withdrawal (batches close every 0.5 s) and the account held nothing on A then
+                    assert net["buffered"] >= everything and net["bridged"] <= 300 * USDC, net
 
             seq = svc.sequencer.sequencer
             assert seq.total_balance() == seq.deposited - seq.withdrawn
