@@ -1550,12 +1550,8 @@ class Sequencer:
         acct = self._accounts.get(t.account)
         if m is None or acct is None:
             return
-        ex = acct.exposures.get(m.name)
-        pos = ex.size if ex is not None else 0
-        if not pos or (pos > 0) == (t.side == _BUY):
-            return
         resting = self._ro_resting(acct, m, t.side) if acct.ro_orders else 0
-        room = (abs(pos) - resting) // m.lot * m.lot
+        room = (m.book.ro_room(t.account, t.side) - resting) // m.lot * m.lot  # the book's own reduce-only room
         if m.min_size <= room < t.size:
             t.size = room
 
@@ -1930,8 +1926,11 @@ class Sequencer:
         deadline (the queues may name an order already gone or a switch re-armed since:
         that only makes the Tick come early).
         """
-        due = [t for t in (self._gtd.next_due(), self._dms_q.next_due(), self._trig_q.next_due()) if t is not None]
-        return min(due) if due else None
+        due = self._gtd.next_due()  # called before every sequenced command: no allocation
+        for t in (self._dms_q.next_due(), self._trig_q.next_due()):
+            if t is not None and (due is None or t < due):
+                due = t
+        return due
 
     def _tick(self, cmd: C.Tick) -> Outcome:
         now = self._now_ms
