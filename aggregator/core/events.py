@@ -17,6 +17,7 @@ __all__ = [
     "FundingPaid",
     "Liquidated",
     "BankruptcyCovered",
+    "AutoDeleveraged",
     "LossSocialised",
     "OptionSettled",
     "InstrumentOpened",
@@ -87,6 +88,16 @@ class Liquidated(NamedTuple):
     size: int  # position size taken over by the insurance fund (signed, the account's side)
     price: int
     penalty: int
+
+
+class AutoDeleveraged(NamedTuple):
+    """Part of a position closed against the insurance fund at the mark (what the book did not take)."""
+
+    account: str
+    instrument: str
+    size: int  # the change of the account's position (signed: + a short was reduced, - a long)
+    price: int  # the mark
+    rank: int  # 1 = first in the queue (the most profitable, most leveraged)
 
 
 class BankruptcyCovered(NamedTuple):

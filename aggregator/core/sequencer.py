@@ -67,9 +67,13 @@ Liquidation
     premium; an option settlement that leaves a holder negative with positions does the
     same. An account left with no position and a negative balance is paid back to zero
     by the insurance fund (``BankruptcyCovered``): so no account stays below zero, and
-    ``CloseBatch`` is never blocked by one trader's bankruptcy. The fund may go negative
-    between batches (a bankruptcy, or the variation of positions it took over);
-    ``CloseBatch`` first refills it from the fee account, then socialises the rest pro
+    ``CloseBatch`` is never blocked by one trader's bankruptcy. In the same command the
+    fund closes every perp it took over (``_unwind``): IOC orders into the book no further
+    than ``liquidation_band_bps`` from the mark, then auto-deleveraging at the mark of the
+    opposite side's positions, most profitable and leveraged first (``AutoDeleveraged``),
+    so the fund carries no perp from one command to the next; the options it took over
+    run to expiry. The fund may go negative between batches (a bankruptcy, or an option
+    it holds); ``CloseBatch`` first refills it from the fee account, then socialises the rest pro
     rata over every account with a positive balance (``LossSocialised``, see
     ``_socialise``), so one bankruptcy never stops settlement. Short options alone never
     trigger a liquidation (they are fully collateralised at trade).
@@ -219,6 +223,7 @@ from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from fractions import Fraction
 from typing import Any, NamedTuple
 
 from aggregator import eip712
@@ -226,6 +231,7 @@ from aggregator.core import commands as C
 from aggregator.core.accounts import Account, Exposure, Market, RestingOrder
 from aggregator.core.batch import Batch, Netting, Payout, SettlementChain, build_batch
 from aggregator.core.events import (
+    AutoDeleveraged,
     BankruptcyCovered,
     CancelAllAfterSet,
     CancelAllAfterTriggered,
@@ -392,6 +398,9 @@ class SequencerConfig:
     funding_interval_ms: int = 3_600_000
     funding_clamp_bps: int = 50  # per interval
     liquidation_penalty_bps: int = 100
+    # how far from the mark the insurance fund's unwind of a taken-over perp may trade in the
+    # book (``_unwind``); the rest is auto-deleveraged at the mark
+    liquidation_band_bps: int = 100
     market_band_bps: int = 500
     nonce_window_ms: int = 86_400_000
     max_live_nonces_per_key: int = 100_000
@@ -428,6 +437,9 @@ class SequencerConfig:
                 raise ValueError(f"{n} must be an int in [0, 10000], got {v!r}")
         if not 0 < self.market_band_bps < BPS:
             raise ValueError("market_band_bps must be in (0, 10000)")
+        b = self.liquidation_band_bps
+        if not isinstance(b, int) or isinstance(b, bool) or not 0 <= b < BPS:
+            raise ValueError(f"liquidation_band_bps must be an int in [0, 10000), got {b!r}")
         for n in ("funding_interval_ms", "nonce_window_ms", "max_open_orders", "hub_chain_id"):
             if getattr(self, n) <= 0:
                 raise ValueError(f"{n} must be positive")
@@ -491,6 +503,23 @@ class MmpState:
     def frozen(self, now_ms: int) -> bool:
         f = self.frozen_until
         return f < 0 or now_ms < f
+
+
+class _FundOrder(NamedTuple):
+    """The insurance fund's unwind order (``Sequencer._unwind``): what ``_submit`` reads of an ``eip712.Order``."""
+
+    account: str
+    instrument: str
+    side: int
+    price: int
+    size: int
+    order_type: int = 1
+    time_in_force: int = 2  # IOC
+    reduce_only: bool = True
+    client_order_id: int = 0
+    self_trade_prevention: int = 1
+    expiry: int = 0
+    nonce: int = 0
 
 
 class Trigger:
@@ -647,6 +676,7 @@ class Sequencer:
         d.setdefault("_dms_q", ExpiryQueue())  # (account, deadline) by deadline (re-armed ones skipped)
         d.setdefault("_lp_funding", {})  # chain -> deposits of the liquidity account there (rebalancing weights)
         d.setdefault("_mmp", {})  # (account, underlying) -> MmpState
+        d.setdefault("_unwind_due", [])  # perps whose positions the fund took over this command, see _unwind
         d.setdefault("_mmp_hit", [])  # (account, underlying) whose limit this command's fills passed
         d.setdefault("_triggers", {})  # trigger id -> Trigger, untriggered, in placement order
         d.setdefault("_acct_triggers", {})  # account -> {trigger id: Trigger}
@@ -1675,7 +1705,7 @@ class Sequencer:
         self._mark[und] = new
         self._mark_ts[und] = self._now_ms
         n = 0
-        liquidated = 0
+        liquidated = adl = 0
         if old is not None and new != old:
             self._drift[und] = self._drift.get(und, 0) + abs(new - old)
         if perp is not None and perp.holders:
@@ -1714,6 +1744,8 @@ class Sequencer:
                 suspects = list(perp.holders)
             events.append(MarkUpdated(und, q, new, cmd.status, n))
             liquidated = self._sweep(suspects, events)
+            if self._unwind_due:
+                adl = self._unwind(events)
         else:
             events.append(MarkUpdated(und, q, new, cmd.status, 0))
         fired = refused = 0
@@ -1723,7 +1755,8 @@ class Sequencer:
                 fired, refused = self._fire_triggers(und, new, events)
         return Outcome(cmd.seq, True, None, "", tuple(events),
                        {"underlying": und, "status": cmd.status, "index": q, "mark": new,
-                        "liquidations": liquidated, "triggers_fired": fired, "triggers_rejected": refused})
+                        "liquidations": liquidated, "auto_deleveraged": adl, "triggers_fired": fired,
+                        "triggers_rejected": refused})
 
     def _option_tick(self, und: str) -> int:
         spec = self._registry.config(und).option
@@ -1874,6 +1907,8 @@ class Sequencer:
         iex = ins.exposure(m)
         iex.trade(s, price)
         acct.mm_cap = ins.mm_cap = None
+        if m.is_perp and m not in self._unwind_due:
+            self._unwind_due.append(m)
         m.holders.pop(acct, None)
         if iex.size:
             m.holders[ins] = iex
@@ -1900,6 +1935,88 @@ class Sequencer:
             self._move(self._insurance, -amt)
             self._move(acct, amt)
             events.append(BankruptcyCovered(acct.address, amt))
+
+    def _unwind(self, events: list) -> int:
+        """Close the perp positions the insurance fund took over this command; return how many ADLs.
+
+        Per perp (in the order they were taken over): the fund's net position (opposite
+        liquidations net out for free) is sent to the book as IOC orders, at most
+        ``max_size`` each, limited to ``liquidation_band_bps`` from the mark (the fund's loss
+        there is at most about what the penalty paid it). What the book does not take is
+        auto-deleveraged at the mark: the opposite side's positions, ranked by profit ratio
+        (unrealised PnL over entry value) times leverage (notional at the mark over equity),
+        or divided by it for a loss, highest first, ties by address, are reduced until the fund
+        is flat. That always ends flat: positions in a perp sum to zero, so the others hold at
+        least the fund's size on the opposite side. A deleveraged trader trades at the mark,
+        where variation already settled them, so no cash moves; resting reduce-only orders
+        are re-capped afterwards. So the fund never carries a perp's market risk from one
+        command to the next; it keeps the penalties, pays the bankruptcies and the unwind's
+        slippage within the band.
+        """
+        due, self._unwind_due = self._unwind_due, []
+        ins = self._insurance
+        band = self._cfg.liquidation_band_bps
+        n = 0
+        for m in due:
+            name = m.name
+            mark = self._mark[m.underlying]
+            tick = m.tick
+            while True:  # into the book: reduce-only IOC orders, placed as a signed one would be
+                iex = ins.exposures.get(name)
+                s = iex.size if iex is not None else 0
+                qty = min(abs(s), m.max_size) if m.max_size else abs(s)
+                qty -= qty % m.lot
+                if qty < m.min_size:
+                    break
+                if s > 0:
+                    side, price = _SELL, max(tick, -(-(mark * (BPS - band)) // BPS // tick) * tick)
+                else:
+                    side, price = _BUY, mark * (BPS + band) // BPS // tick * tick
+                try:
+                    out = self._submit(_FundOrder(ins.address, name, side, price, qty), None, self._seq)
+                except _Reject:  # nothing changed (e.g. the band is below one tick)
+                    break
+                events.extend(out.events)
+                if out.result["filled"] < qty:
+                    break
+            iex = ins.exposures.get(name)
+            rest = iex.size if iex is not None else 0
+            if not rest:
+                continue
+            queue = []
+            for acct, ex in m.holders.items():
+                size = ex.size
+                if acct is ins or acct is self._fee or (size > 0) == (rest > 0):
+                    continue
+                a = abs(size)
+                upnl = a * mark - ex.cost if size > 0 else ex.cost - a * mark
+                ratio = Fraction(upnl, ex.cost or 1)
+                lev = Fraction(a * mark, m.scale * max(acct.total, 1))
+                queue.append((-(ratio * lev if ratio > 0 else ratio / lev), acct.address, acct, ex))
+            queue.sort(key=lambda q: (q[0], q[1]))
+            for rank, (_, _, acct, ex) in enumerate(queue, 1):
+                x = min(abs(ex.size), abs(rest))
+                d = x if ex.size < 0 else -x
+                ex.trade(d, mark)
+                iex.trade(-d, mark)
+                rest -= d
+                if not ex.size:
+                    del m.holders[acct]
+                    if ex.empty():
+                        del acct.exposures[name]
+                if acct.ro_orders:
+                    self._ro_dirty.append((acct, m))
+                events.append(AutoDeleveraged(acct.address, name, d, mark, rank))
+                n += 1
+                if not rest:
+                    break
+            if rest:  # positions sum to zero: unreachable unless the ledger is broken
+                raise ConservationError(f"{name}: the fund is left with {rest} after deleveraging everyone")
+            m.holders.pop(ins, None)
+            del ins.exposures[name]
+        if self._ro_dirty:
+            self._enforce_reduce_only(events)
+        return n
 
     # ------------------------------------------------------------------ timer
 
@@ -1979,9 +2096,11 @@ class Sequencer:
             for a in self._perp[und].holders:
                 holders[a] = None
         liquidated = self._sweep(list(holders), events)
+        adl = self._unwind(events) if self._unwind_due else 0
         return Outcome(cmd.seq, True, None, "", tuple(events),
                        {"expired": expired, "settled": settled, "listed": listed, "funding": funded,
-                        "liquidations": liquidated, "orders_expired": gtd, "cancel_all_after": dms,
+                        "liquidations": liquidated, "auto_deleveraged": adl, "orders_expired": gtd,
+                        "cancel_all_after": dms,
                         "triggers_expired": trig})
 
     def _open_market(self, inst, now: int) -> Market:  # noqa: ANN001

@@ -34,10 +34,15 @@ Versions
        (``liquidity_rebalance_bps``, ``core.batch.rebalance_moves``). New commands, which
        no version-1 journal holds: ``CancelAllAfter``, ``SetMmp``.
        And ``PlaceTrigger`` (trigger orders: stop-loss / take-profit on perpetuals).
+    3  the insurance fund unwinds every perp position it takes over in the same command:
+       IOC orders in the book within ``liquidation_band_bps`` of the mark, then
+       auto-deleveraging of the opposite side at the mark (``AutoDeleveraged``; ranked by
+       profit ratio times leverage). Under version 2 the fund kept those positions and
+       their variation, and a loss on them was socialised over every positive balance.
 """
 
 from __future__ import annotations
 
 __all__ = ["RULES_VERSION"]
 
-RULES_VERSION = 2
+RULES_VERSION = 3

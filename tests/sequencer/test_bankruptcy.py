@@ -13,7 +13,7 @@ fund covers what is still negative. Expected amounts are computed here from thos
 from __future__ import annotations
 
 from aggregator.core import commands as C
-from aggregator.core.events import BankruptcyCovered, Liquidated, OptionSettled
+from aggregator.core.events import AutoDeleveraged, BankruptcyCovered, Liquidated, OptionSettled
 from tests.sequencer.helpers import BOB, CAROL, INS, T0, USDC, funded
 
 PERP = "ETH-PERP"
@@ -61,7 +61,9 @@ def test_bankrupt_with_a_long_call_is_flattened_covered_and_batches_go_on():
     cover = next(e.amount for e in out.events if type(e) is BankruptcyCovered)
     assert before_cover == 0 and cover > 0
     assert h.pos(CAROL, CALL) == h.pos(CAROL, PERP) == 0 and h.seq.account(CAROL)["positions"] == []
-    assert h.pos(INS, CALL) == 10 and h.pos(INS, PERP) == 1000
+    # the fund keeps the call (it expires); the perp it took over is deleveraged against Bob, the only short
+    assert h.pos(INS, CALL) == 10 and h.pos(INS, PERP) == 0 and h.pos(BOB, PERP) == 0
+    assert AutoDeleveraged(BOB, PERP, 1000, 2_500 * USDC, 1) in out.events
     assert h.bal(INS) == ins0 - value - cover  # the fund paid for the call, then covered the rest
     assert h.apply(lambda s, t: C.CloseBatch(s, t, bytes(32))).accepted  # was negative_equity
 

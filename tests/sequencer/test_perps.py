@@ -6,7 +6,7 @@ Expected amounts are computed here from the documented rules (module doc of
 
 from __future__ import annotations
 
-from aggregator.core.events import BankruptcyCovered, FundingPaid, Liquidated
+from aggregator.core.events import AutoDeleveraged, BankruptcyCovered, FundingPaid, Liquidated
 from tests.sequencer.helpers import ALICE, BOB, CAROL, DAVE, FEE, INS, USDC, Harness
 
 PERP = "ETH-PERP"
@@ -213,16 +213,17 @@ def test_liquidation_below_maintenance_cancels_orders_moves_position_to_insuranc
     assert Liquidated(CAROL, PERP, 1000, mark, penalty) in out.events
     assert any(type(e).__name__ == "OrderCancelled" for e in out.events)
     assert h.seq.open_orders(CAROL) == []
-    assert h.pos(CAROL, PERP) == 0 and h.pos(INS, PERP) == 1000
+    assert h.pos(CAROL, PERP) == 0
     assert h.bal(CAROL) == 400 * USDC - fee(3_000 * USDC, 1000, 5) - 300 * USDC - penalty
-    assert h.bal(INS) == ins0 + penalty
     acct = h.seq.account(CAROL)
     assert acct["liquidations"] == 1 and acct["initial_margin"] == 0
-    ins_pos = h.seq.account(INS)["positions"][0]
-    assert ins_pos["avg_entry"] == mark  # taken over at the mark
-    # the fund now carries the variation of the position
-    h.price("ETH-USD", 2_710)
-    assert h.bal(INS) == ins0 + penalty + 10 * USDC
+    # no bid left within the band (Carol's was cancelled): the fund's long is deleveraged at the
+    # mark against Bob, the only short; no cash moves, so the fund keeps exactly the penalty
+    assert AutoDeleveraged(BOB, PERP, 1000, mark, 1) in out.events and out.result["auto_deleveraged"] == 1
+    assert h.pos(INS, PERP) == 0 and h.pos(BOB, PERP) == 0 and h.seq.account(INS)["positions"] == []
+    assert h.bal(INS) == ins0 + penalty
+    h.price("ETH-USD", 2_710)  # and carries no variation afterwards
+    assert h.bal(INS) == ins0 + penalty
 
 
 def test_bankrupt_liquidation_is_covered_by_insurance_fund():
@@ -243,7 +244,8 @@ def test_liquidation_of_short_on_price_rise():
     h.place(DAVE, PERP, SELL, 3_000 * USDC, 500)  # short 0.5 ETH, IM 150
     out = h.price("ETH-USD", 3_500)  # 300 - 0.75 - 250 = 49.25 < maintenance 87.5
     assert out.result["liquidations"] == 1
-    assert h.pos(DAVE, PERP) == 0 and h.pos(INS, PERP) == -500
+    assert h.pos(DAVE, PERP) == 0 and h.pos(INS, PERP) == 0 and h.pos(ALICE, PERP) == 0  # ADL'd against Alice
+    assert AutoDeleveraged(ALICE, PERP, -500, 3_500 * USDC, 1) in out.events
     penalty = ceil_div(500 * 3_500 * USDC * 100, SCALE * 10_000)
     assert h.bal(DAVE) == 300 * USDC - fee(3_000 * USDC, 500, 5) - 250 * USDC - penalty
 

@@ -748,6 +748,7 @@ def close_batch_refused_after_socialising_the_insurance_deficit():
     assert h.deposit(DAVE, 20 * USDC).accepted
     assert h.place(BOB, PERP, SELL, px(3010), 60).accepted
     assert h.place(DAVE, PERP, BUY, px(3010), 60, tif=IOC).result["filled"] == 60
+    assert h.cancel_all(BOB, PERP).accepted and h.cancel_all(ALICE, PERP).accepted  # no bid to unwind into
     h.price("ETH-USD", 2600)
     carol_below_zero(h)
     assert h.seq.account(DAVE)["total_collateral"] == 0 and h.seq.account(INS)["total_collateral"] < 0
