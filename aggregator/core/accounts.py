@@ -12,13 +12,15 @@ Invariants
       remaining of buys, unscaled). An exposure with everything zero is removed.
     - ``Market`` is the sequencer's view of one listed instrument: contract constants,
       its order book, the holders of non-zero positions (account -> exposure, insertion
-      ordered, so iteration is deterministic), the last trade price and recent trades.
+      ordered, so iteration is deterministic), the last trade price, recent trades and the
+      rolling 24-hour statistics.
 """
 
 from __future__ import annotations
 
 from collections import deque
 
+from aggregator.core.marketdata import DayStats
 from aggregator.core.matching import OrderBook
 
 __all__ = ["Account", "Exposure", "Market", "RestingOrder"]
@@ -29,7 +31,7 @@ class Market:
 
     __slots__ = ("name", "underlying", "is_perp", "is_call", "strike", "expiry_ms", "scale", "tick",
                  "lot", "min_size", "max_size", "book", "holders", "active", "last_price", "trades",
-                 "settled", "instrument", "risk", "im_bps", "mm_bps")
+                 "settled", "instrument", "risk", "im_bps", "mm_bps", "day")
 
     def __init__(self, instrument, book: OrderBook, trades_kept: int, risk=None) -> None:  # noqa: ANN001
         self.instrument = instrument
@@ -51,6 +53,7 @@ class Market:
         self.settled = False
         self.last_price: int | None = None
         self.trades: deque = deque(maxlen=trades_kept)
+        self.day = DayStats()  # rolling 24-hour volume, high, low (aggregator.core.marketdata)
         # the underlying's RiskParams (aggregator.core.risk), kept here for the margin hot path
         self.risk = risk
         self.im_bps: int = risk.im_bps if risk is not None else 0

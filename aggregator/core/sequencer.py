@@ -223,7 +223,6 @@ from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from fractions import Fraction
 from typing import Any, NamedTuple
 
 from aggregator import eip712
@@ -278,6 +277,7 @@ from aggregator.core.matching import (
     RejectReason,
 )
 from aggregator.core.expiry import ExpiryQueue
+from aggregator.core.marketdata import adl_quintile, adl_score, implied_vol_or_none, option_greeks
 from aggregator.core.merkle import MerkleTree
 from aggregator.core.merkle import verify as merkle_verify
 from aggregator.core.nonces import NonceStore, NonceVerdict
@@ -287,6 +287,7 @@ from aggregator.core.risk import (
     fee,
     funding_payment,
     funding_rate_e8,
+    YEAR_MS,
     index_to_quote,
     option_mark,
     round_to_tick,
@@ -1282,6 +1283,7 @@ class Sequencer:
             if not (sex.buy_qty or sex.sell_qty):
                 del seller.exposures[name]
         m.last_price = p
+        m.day.add(self._now_ms, p, q, notional)
         rec = (self._seq, self._now_ms, name, p, q, e.taker_side, e.maker_order_id, e.taker_order_id)
         m.trades.append(rec)
         maker.fills.append(rec + (False, mfee))
@@ -1988,11 +1990,7 @@ class Sequencer:
                 size = ex.size
                 if acct is ins or acct is self._fee or (size > 0) == (rest > 0):
                     continue
-                a = abs(size)
-                upnl = a * mark - ex.cost if size > 0 else ex.cost - a * mark
-                ratio = Fraction(upnl, ex.cost or 1)
-                lev = Fraction(a * mark, m.scale * max(acct.total, 1))
-                queue.append((-(ratio * lev if ratio > 0 else ratio / lev), acct.address, acct, ex))
+                queue.append((-adl_score(size, ex.cost, mark, m.scale, acct.total), acct.address, acct, ex))
             queue.sort(key=lambda q: (q[0], q[1]))
             for rank, (_, _, acct, ex) in enumerate(queue, 1):
                 x = min(abs(ex.size), abs(rest))
@@ -2523,25 +2521,109 @@ class Sequencer:
 
     def markets(self) -> list[dict]:
         """Return the active markets with marks, best prices and open interest."""
-        out = []
-        for name in sorted(self._markets):
-            m = self._markets[name]
-            if not m.active:
+        return [self._market_view(self._markets[name]) for name in sorted(self._markets) if self._markets[name].active]
+
+    def _market_view(self, m: Market) -> dict:
+        und = m.underlying
+        inst = m.instrument
+        d = {"instrument": m.name, "kind": "perpetual" if m.is_perp else "option", "underlying": und,
+             "tick_size": m.tick, "lot_size": m.lot, "min_size": m.min_size,
+             "max_size": inst.spec.max_size, "size_decimals": inst.underlying.size_decimals,
+             "expiry_ms": m.expiry_ms, "strike": m.strike or None,
+             "option_type": inst.option_type.value if inst.option_type is not None else None,
+             "index": self._index.get(und), "mark": self._mark_of(m), "status": self._status.get(und, "ok"),
+             "best_bid": m.book.best_bid(), "best_ask": m.book.best_ask(), "last_price": m.last_price,
+             "open_interest": sum(ex.size for ex in m.holders.values() if ex.size > 0)}
+        if m.is_perp:
+            d["funding_rate_e8"] = self._funding_rate.get(und, 0)
+            d["next_funding_ms"] = self._next_funding_ms
+        return d
+
+    def ticker(self, instrument: str) -> dict:
+        """Return one market's ticker: ``markets()``'s view, best sizes, 24-hour statistics and, for an
+        option, its Greeks and implied vols (``aggregator.core.marketdata``); ``UnknownInstrument``."""
+        m = self._markets.get(instrument)
+        if m is None or not m.active:
+            raise UnknownInstrument(f"instrument {instrument!r} is not listed")
+        d = self._market_view(m)
+        d["ts_ms"] = self._now_ms
+        bids, asks = m.book.depth(1)
+        d["best_bid_size"] = bids[0][1] if bids else None
+        d["best_ask_size"] = asks[0][1] if asks else None
+        d["day"] = m.day.window(self._now_ms)
+        if m.is_perp:
+            d["funding_interval_ms"] = self._cfg.funding_interval_ms
+        else:
+            d.update(self._option_view(m, d["best_bid"], d["best_ask"]))
+        return d
+
+    def tickers(self) -> list[dict]:
+        """Return ``ticker`` of every active market, by name."""
+        return [self.ticker(name) for name in sorted(self._markets) if self._markets[name].active]
+
+    def _option_years(self, m: Market) -> float:
+        return max(m.expiry_ms - self._mark_ts.get(m.underlying, self._now_ms), 0) / YEAR_MS
+
+    def _option_view(self, m: Market, bid: int | None, ask: int | None) -> dict:
+        idx = self._index.get(m.underlying)
+        vol = self._params[m.underlying].option_vol
+        if idx is None:
+            return {"greeks": None, "mark_iv": vol, "bid_iv": None, "ask_iv": None}
+        t = self._option_years(m)
+        g = option_greeks([idx], [m.strike], [t], [vol], [m.is_call])
+        return {"greeks": {k: float(v[0]) for k, v in g.items()}, "mark_iv": vol,
+                "bid_iv": implied_vol_or_none(bid, idx, m.strike, t, m.is_call),
+                "ask_iv": implied_vol_or_none(ask, idx, m.strike, t, m.is_call)}
+
+    def _adl_rank(self, acct: Account, ex: Exposure) -> int | None:
+        """Return the quintile (5: deleveraged first) of a perp position in its side's ADL queue.
+
+        The queues of a market are computed once per sequence number (``_adl_cache``, not state):
+        the account views pushed after one command share them.
+        """
+        m = ex.market
+        mark = self._mark.get(m.underlying)
+        if mark is None or not ex.size:
+            return None
+        cache = self.__dict__.setdefault("_adl_cache", {})
+        hit = cache.get(m.name)
+        if hit is None or hit[0] != self._seq:
+            ins, fee_acct = self._insurance, self._fee
+            ranks: dict[str, int] = {}
+            for long in (True, False):
+                side = sorted((-adl_score(e.size, e.cost, mark, m.scale, a.total), a.address)
+                              for a, e in m.holders.items()
+                              if (e.size > 0) == long and a is not ins and a is not fee_acct)
+                ranks.update((addr, adl_quintile(i, len(side))) for i, (_, addr) in enumerate(side))
+            hit = cache[m.name] = (self._seq, ranks)
+        return hit[1].get(acct.address)
+
+    def _account_greeks(self, acct: Account) -> dict:
+        """Return per underlying the account's delta (in the underlying), gamma, vega and theta (USDC).
+
+        One vectorised Black-76 call over the account's option positions (the same inputs as their marks).
+        """
+        out: dict[str, dict] = {}
+        opts = []
+        for name in sorted(acct.exposures):
+            ex = acct.exposures[name]
+            if not ex.size:
                 continue
-            und = m.underlying
-            inst = m.instrument
-            d = {"instrument": name, "kind": "perpetual" if m.is_perp else "option", "underlying": und,
-                 "tick_size": m.tick, "lot_size": m.lot, "min_size": m.min_size,
-                 "max_size": inst.spec.max_size, "size_decimals": inst.underlying.size_decimals,
-                 "expiry_ms": m.expiry_ms, "strike": m.strike or None,
-                 "option_type": inst.option_type.value if inst.option_type is not None else None,
-                 "index": self._index.get(und), "mark": self._mark_of(m), "status": self._status.get(und, "ok"),
-                 "best_bid": m.book.best_bid(), "best_ask": m.book.best_ask(), "last_price": m.last_price,
-                 "open_interest": sum(ex.size for ex in m.holders.values() if ex.size > 0)}
+            m = ex.market
+            g = out.setdefault(m.underlying, {"delta": 0.0, "gamma": 0.0, "vega": 0.0, "theta": 0.0})
             if m.is_perp:
-                d["funding_rate_e8"] = self._funding_rate.get(und, 0)
-                d["next_funding_ms"] = self._next_funding_ms
-            out.append(d)
+                g["delta"] += ex.size / m.scale
+            elif self._index.get(m.underlying) is not None:
+                opts.append((m, ex.size / m.scale))
+        if opts:
+            und = [m.underlying for m, _ in opts]
+            gs = option_greeks([self._index[u] for u in und], [m.strike for m, _ in opts],
+                               [self._option_years(m) for m, _ in opts],
+                               [self._params[u].option_vol for u in und], [m.is_call for m, _ in opts])
+            for i, (u, (_, qty)) in enumerate(zip(und, opts)):
+                g = out[u]
+                for k in g:
+                    g[k] += qty * float(gs[k][i])
         return out
 
     def _mark_of(self, m: Market) -> int | None:
@@ -2645,7 +2727,8 @@ class Sequencer:
             positions.append({"instrument": name, "size": ex.size, "avg_entry": entry, "mark": mark,
                               "unrealised_pnl": unreal, "realised_pnl": ex.realised_raw // m.scale,
                               "funding_paid": ex.funding, "kind": "perpetual" if m.is_perp else "option",
-                              "pnl_in_balance": m.is_perp})
+                              "pnl_in_balance": m.is_perp,
+                              "adl_rank": self._adl_rank(acct, ex) if m.is_perp else None})
         im = self._initial(acct)
         mm = self._maintenance(acct)
         return {"address": acct.address, "balances": {str(c): v for c, v in sorted(acct.balances.items())},
@@ -2655,6 +2738,7 @@ class Sequencer:
                 "open_orders": len(acct.orders) + len(self._acct_triggers.get(acct.address, ())),
                 "open_triggers": len(self._acct_triggers.get(acct.address, ())),
                 "liquidations": acct.liquidations, "cancel_all_after_ms": self._dms.get(acct.address),
+                "greeks": self._account_greeks(acct),
                 "mmp": {und: {"interval_ms": st.interval, "frozen_ms": st.frozen_ms, "qty_limit": st.limit,
                               "qty_in_interval": st.qty, "frozen": st.frozen(self._now_ms),
                               "frozen_until_ms": st.frozen_until if st.frozen_until > 0 else None}
@@ -2747,7 +2831,7 @@ class Sequencer:
 
     # ================================================================== snapshot
 
-    _NOT_STATE = ("_cfg", "_handlers", "_tree", "_touched")
+    _NOT_STATE = ("_cfg", "_handlers", "_tree", "_touched", "_adl_cache")  # _adl_cache: reads only
 
     def snapshot(self) -> bytes:
         """Return the whole state as bytes (pickle: trusted storage only, like the journal)."""
