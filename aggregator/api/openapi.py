@@ -110,6 +110,21 @@ def _schemas() -> dict[str, Any]:
             "bids": {"type": "array", "items": {"$ref": "#/components/schemas/Level"}},
             "asks": {"type": "array", "items": {"$ref": "#/components/schemas/Level"}}}},
         "Markets": {"type": "object", "properties": {"markets": {"type": "array", "items": {"type": "object"}}}},
+        "Ticker": {"type": "object", "required": ["instrument", "ts_ms", "day"], "properties": {
+            "instrument": {"type": "string"}, "ts_ms": {"type": "integer"},
+            "best_bid": {"type": ["integer", "null"]}, "best_bid_size": {"type": ["integer", "null"]},
+            "best_ask": {"type": ["integer", "null"]}, "best_ask_size": {"type": ["integer", "null"]},
+            "last_price": {"type": ["integer", "null"]}, "mark": {"type": ["integer", "null"]},
+            "index": {"type": ["integer", "null"]}, "open_interest": {"type": "integer"},
+            "day": {"type": "object", "description": "24 hours to the minute: volume (size units), quote_volume "
+                                                     "(1e-6 USDC), high, low, open, close (quote units), trades"},
+            "funding_rate_e8": {"type": "integer"}, "next_funding_ms": {"type": ["integer", "null"]},
+            "greeks": {"type": ["object", "null"], "description": "options: delta, gamma (per 1 USDC), vega "
+                                                                   "(per vol point), theta (per day), in USDC"},
+            "mark_iv": {"type": "number"}, "bid_iv": {"type": ["number", "null"]},
+            "ask_iv": {"type": ["number", "null"]}}},
+        "Tickers": {"type": "object", "properties": {"tickers": {"type": "array",
+                                                                 "items": {"$ref": "#/components/schemas/Ticker"}}}},
         "AccountMargin": {"type": "object", "description": "balance per chain, positions, margin, free collateral"},
         "Eip712Schema": {"type": "object", "properties": {"domain": {"type": "object"}, "types": {"type": "object"},
                                                           "typeHashes": {"type": "object"}}},

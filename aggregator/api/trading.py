@@ -270,6 +270,19 @@ async def get_book(request: web.Request) -> web.Response:
                   "bids": [[str(p), str(s)] for p, s in bids], "asks": [[str(p), str(s)] for p, s in asks]})
 
 
+async def get_tickers(request: web.Request) -> web.Response:
+    return _json({"tickers": jsonable(_service(request).sequencer.tickers())})
+
+
+async def get_ticker(request: web.Request) -> web.Response:
+    svc = _service(request)
+    inst = _instrument_or_404(svc, request.match_info["instrument"])
+    try:
+        return _json(jsonable(svc.sequencer.ticker(inst)))
+    except KeyError:  # UnknownInstrument: expired since it was listed
+        raise ApiError(f"instrument {inst!r} is not active", code="unknown_instrument", status=404) from None
+
+
 async def get_trades(request: web.Request) -> web.Response:
     svc = _service(request)
     inst = _instrument_or_404(svc, request.match_info["instrument"])
@@ -386,6 +399,13 @@ def _routes() -> list[Route]:
               "Order book snapshot; seq is the per-instrument sequence of the WebSocket book deltas", "market data",
               query=(("depth", "levels per side (1..500, default 20)", False),), response="Book",
               errors=("unknown_instrument", "invalid_request")),
+        Route("GET", "/v1/tickers", get_tickers, "Ticker of every listed instrument (see the one-instrument route)",
+              "market data", response="Tickers"),
+        Route("GET", "/v1/markets/{instrument}/ticker", get_ticker,
+              "Ticker: best bid/ask with sizes, last, mark, index, open interest, 24-hour volume/high/low/open "
+              "(by the minute); perps: funding rate and next funding time; options: Black-76 Greeks on the "
+              "mark's inputs and the implied vols of the mark, best bid and best ask", "market data",
+              response="Ticker", errors=("unknown_instrument",)),
         Route("GET", "/v1/markets/{instrument}/trades", get_trades, "Recent trades", "market data",
               query=(("limit", "1..1000, default 100", False),), errors=("unknown_instrument", "invalid_request")),
         Route("POST", "/v1/orders", _signed_handler("order"), "Place one signed order", "trading",

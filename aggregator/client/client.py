@@ -252,6 +252,51 @@ class OmniclearClient:
         trades = sorted((parse.public_trade(m, t) for t in js["trades"]), key=_trade_key)
         return [t for t in trades if since is None or (t["timestamp"] or 0) >= since]
 
+    async def _tickers(self, symbols: list[str] | None) -> list[tuple[Market, dict[str, Any]]]:
+        js = await self._fetch("GET", "/v1/tickers")
+        wanted = {(await self.market(s)).id for s in symbols} if symbols else None
+        out = []
+        for t in js["tickers"]:
+            if wanted is None or t["instrument"] in wanted:
+                out.append((await self.market(t["instrument"]), t))
+        return out
+
+    async def fetch_ticker(self, symbol: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Return the ccxt ticker: best bid/ask with sizes, last, mark, index, 24-hour figures (by the minute)."""
+        m = await self.market(symbol)
+        return parse.ticker(m, await self._fetch("GET", f"/v1/markets/{m.id}/ticker"))
+
+    async def fetch_tickers(self, symbols: list[str] | None = None,
+                            params: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+        """Return ``{symbol: ticker}`` of every listed instrument (or of ``symbols``), from one request."""
+        return {m.symbol: parse.ticker(m, t) for m, t in await self._tickers(symbols)}
+
+    async def fetch_funding_rate(self, symbol: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Return a perpetual's ccxt funding rate: ``fundingRate`` is the rate the next funding would charge
+        now, ``previousFundingRate`` the last one charged; ``BadSymbol`` for an option."""
+        m = await self.market(symbol)
+        if m.kind != "perpetual":
+            raise BadSymbol(f"{symbol} is not a perpetual", code="invalid_request")
+        return parse.funding_rate(m, await self._fetch("GET", f"/v1/markets/{m.id}/ticker"))
+
+    async def fetch_funding_rates(self, symbols: list[str] | None = None,
+                                  params: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+        """Return ``{symbol: funding rate}`` of every perpetual (or of ``symbols``)."""
+        return {m.symbol: parse.funding_rate(m, t) for m, t in await self._tickers(symbols) if m.kind == "perpetual"}
+
+    async def fetch_greeks(self, symbol: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Return an option's ccxt greeks (Black-76 on the mark's inputs, bid/ask implied vols); ``BadSymbol``
+        for a perpetual."""
+        m = await self.market(symbol)
+        if m.kind != "option":
+            raise BadSymbol(f"{symbol} is not an option", code="invalid_request")
+        return parse.greeks(m, await self._fetch("GET", f"/v1/markets/{m.id}/ticker"))
+
+    async def fetch_all_greeks(self, symbols: list[str] | None = None,
+                               params: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+        """Return ``{symbol: greeks}`` of every listed option (or of ``symbols``)."""
+        return {m.symbol: parse.greeks(m, t) for m, t in await self._tickers(symbols) if m.kind == "option"}
+
     # ------------------------------------------------------------------- orders
 
     def _order_msg(self, m: Market, type_: str, side: str, amount: Human, price: Human | None,

@@ -8,7 +8,7 @@ from typing import Any
 from aggregator.client.units import QUOTE, QUOTE_DECIMALS, Market, from_units, iso8601
 
 __all__ = ["STATUS", "SIDE", "TIF", "order_from_result", "order_from_open", "trade_from_fill",
-           "public_trade", "book_side", "average"]
+           "public_trade", "book_side", "average", "ticker", "funding_rate", "greeks"]
 
 STATUS = {"open": "open", "partially_filled": "open", "untriggered": "open", "filled": "closed", "cancelled": "canceled",
           "canceled": "canceled", "expired": "expired", "rejected": "rejected"}
@@ -114,3 +114,70 @@ def book_side(market: Market, levels: Any, limit: int | None = None) -> list[lis
     """Return ``[[price, amount], ...]`` of integer ``[price, size]`` levels (already in book order)."""
     out = [[market.price(p), market.amount(s)] for p, s in levels]
     return out[:limit] if limit else out
+
+
+def _px(market: Market, n: Any) -> Decimal | None:
+    return None if n is None else market.price(n)
+
+
+def ticker(market: Market, t: dict[str, Any]) -> dict[str, Any]:
+    """Return the ccxt ticker of one ``GET /v1/markets/{id}/ticker`` answer (24-hour figures by the minute)."""
+    day = t.get("day") or {}
+    base = market.amount(day.get("volume") or 0)
+    quote = from_units(day.get("quote_volume") or 0, QUOTE_DECIMALS)
+    open_, close = _px(market, day.get("open")), _px(market, day.get("close"))
+    change = close - open_ if open_ is not None and close is not None else None
+    return {
+        "symbol": market.symbol, "timestamp": t.get("ts_ms"), "datetime": iso8601(t.get("ts_ms")),
+        "high": _px(market, day.get("high")), "low": _px(market, day.get("low")),
+        "bid": _px(market, t.get("best_bid")),
+        "bidVolume": market.amount(t["best_bid_size"]) if t.get("best_bid_size") is not None else None,
+        "ask": _px(market, t.get("best_ask")),
+        "askVolume": market.amount(t["best_ask_size"]) if t.get("best_ask_size") is not None else None,
+        "vwap": _AVG.divide(quote, base) if base else None, "open": open_, "close": close,
+        "last": _px(market, t.get("last_price")), "previousClose": None, "change": change,
+        "percentage": _AVG.divide(change * 100, open_) if change is not None and open_ else None,
+        "average": (open_ + close) / 2 if change is not None else None,
+        "baseVolume": base, "quoteVolume": quote,
+        "markPrice": _px(market, t.get("mark")), "indexPrice": _px(market, t.get("index")), "info": t,
+    }
+
+
+_RATE = Decimal(10) ** -8
+
+
+def funding_rate(market: Market, t: dict[str, Any]) -> dict[str, Any]:
+    """Return the ccxt funding rate structure of a perp's ticker: ``fundingRate`` is what the next
+    funding would charge now (predicted), ``previousFundingRate`` the last one charged."""
+    nxt = t.get("next_funding_ms")
+    interval = t.get("funding_interval_ms")
+    prev_ts = nxt - interval if nxt is not None and interval else None
+    hours = interval / 3_600_000 if interval else None
+    return {
+        "info": t, "symbol": market.symbol, "markPrice": _px(market, t.get("mark")),
+        "indexPrice": _px(market, t.get("index")), "interestRate": Decimal(0), "estimatedSettlePrice": None,
+        "timestamp": t.get("ts_ms"), "datetime": iso8601(t.get("ts_ms")),
+        "fundingRate": Decimal(int(t.get("predicted_funding_rate_e8") or 0)) * _RATE,
+        "fundingTimestamp": nxt, "fundingDatetime": iso8601(nxt),
+        "nextFundingRate": None, "nextFundingTimestamp": None, "nextFundingDatetime": None,
+        "previousFundingRate": Decimal(int(t.get("funding_rate_e8") or 0)) * _RATE,
+        "previousFundingTimestamp": prev_ts, "previousFundingDatetime": iso8601(prev_ts),
+        "interval": None if hours is None else (f"{hours:g}h" if hours >= 1 else f"{interval // 60_000}m"),
+    }
+
+
+def greeks(market: Market, t: dict[str, Any]) -> dict[str, Any]:
+    """Return the ccxt greeks structure of an option's ticker (Black-76 on the mark's inputs)."""
+    g = t.get("greeks") or {}
+    return {
+        "symbol": market.symbol, "timestamp": t.get("ts_ms"), "datetime": iso8601(t.get("ts_ms")),
+        "delta": g.get("delta"), "gamma": g.get("gamma"), "theta": g.get("theta"), "vega": g.get("vega"),
+        "rho": None,
+        "bidSize": market.amount(t["best_bid_size"]) if t.get("best_bid_size") is not None else None,
+        "askSize": market.amount(t["best_ask_size"]) if t.get("best_ask_size") is not None else None,
+        "bidImpliedVolatility": t.get("bid_iv"), "askImpliedVolatility": t.get("ask_iv"),
+        "markImpliedVolatility": t.get("mark_iv"),
+        "bidPrice": _px(market, t.get("best_bid")), "askPrice": _px(market, t.get("best_ask")),
+        "markPrice": _px(market, t.get("mark")), "lastPrice": _px(market, t.get("last_price")),
+        "underlyingPrice": _px(market, t.get("index")), "info": t,
+    }

@@ -2553,6 +2553,11 @@ class Sequencer:
         d["day"] = m.day.window(self._now_ms)
         if m.is_perp:
             d["funding_interval_ms"] = self._cfg.funding_interval_ms
+            bid, ask, idx = d["best_bid"], d["best_ask"], d["index"]
+            ref = (bid + ask) // 2 if bid is not None and ask is not None else m.last_price
+            # what _funding would charge if the interval ended now (same reference, same clamp)
+            d["predicted_funding_rate_e8"] = (funding_rate_e8(ref, idx, self._cfg.funding_clamp_bps * 10_000)
+                                              if ref is not None and idx else 0)
         else:
             d.update(self._option_view(m, d["best_bid"], d["best_ask"]))
         return d

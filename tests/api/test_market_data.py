@@ -1,0 +1,90 @@
+"""Tickers, funding rates and Greeks through REST and the ccxt-style client (real in-process API)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator
+from decimal import Decimal
+
+import pytest
+
+from aggregator.client import BadSymbol, OmniclearClient
+from aggregator.core.pricing import black76_greeks
+from aggregator.core.risk import YEAR_MS
+from tests.api.conftest import Api, start_api
+from tests.api.test_client import make
+
+PERP = "ETH/USDC:USDC"
+D = Decimal
+
+
+@pytest.fixture
+async def env(tmp_path) -> AsyncIterator[tuple[Api, OmniclearClient, OmniclearClient]]:
+    client, api = await start_api(tmp_path)
+    a, b = make(api, api.a), make(api, api.b)
+    yield api, a, b
+    await a.close()
+    await b.close()
+    await client.close()
+
+
+async def test_ticker_rest_and_ccxt_shapes(env):
+    api, a, b = env
+    await a.create_order(PERP, "limit", "sell", "1", "3010")
+    await a.create_order(PERP, "limit", "sell", "0.5", "3020")
+    await b.create_order(PERP, "limit", "buy", "1.2", "3020")  # 1 @ 3010, 0.2 @ 3020
+    await b.create_order(PERP, "limit", "buy", "0.7", "2990")
+    r = await api.client.get("/v1/markets/ETH-PERP/ticker")
+    assert r.status == 200
+    js = await r.json()
+    assert js["best_bid_size"] == 700 and js["best_ask_size"] == 300 and js["day"]["trades"] == 2
+    t = await b.fetch_ticker(PERP)
+    assert (t["bid"], t["bidVolume"], t["ask"], t["askVolume"]) == (D("2990"), D("0.7"), D("3020"), D("0.3"))
+    assert (t["open"], t["close"], t["last"], t["high"], t["low"]) == (D("3010"), D("3020"), D("3020"),
+                                                                       D("3020"), D("3010"))
+    assert t["baseVolume"] == D("1.2") and t["quoteVolume"] == D("3010") + D("604")
+    assert t["vwap"] == D("3614") / D("1.2") and t["change"] == D("10")
+    assert t["markPrice"] == D("3000") and t["indexPrice"] == D("3000") and t["timestamp"] == api.clock.now_ms
+    all_ = await a.fetch_tickers()
+    assert all_[PERP]["bid"] == D("2990") and len(all_) == len(api.service.sequencer.markets())
+    assert list(await a.fetch_tickers([PERP])) == [PERP]
+    r = await api.client.get("/v1/markets/NOPE-PERP/ticker")
+    assert r.status == 404 and (await r.json())["error"]["code"] == "unknown_instrument"
+
+
+async def test_funding_rate_is_the_clamped_premium_of_the_mid(env):
+    api, a, b = env
+    await a.create_order(PERP, "limit", "sell", "1", "3060")
+    await b.create_order(PERP, "limit", "buy", "1", "3040")  # mid 3050: +1.67% over 3000, clamped to 0.5%
+    f = await a.fetch_funding_rate(PERP)
+    clamp = api.service.sequencer._cfg.funding_clamp_bps
+    assert f["fundingRate"] == D(clamp) / 10_000 and f["previousFundingRate"] == 0
+    assert f["interval"] == "1h" and f["fundingTimestamp"] == api.service.sequencer._next_funding_ms
+    assert f["markPrice"] == D("3000")
+    assert list(await a.fetch_funding_rates()) == [s for s, m in a.markets.items() if m["swap"]]
+    opt = next(s for s, m in a.markets.items() if m["option"])
+    with pytest.raises(BadSymbol):
+        await a.fetch_funding_rate(opt)
+
+
+async def test_greeks_of_an_option_and_of_the_account(env):
+    api, a, b = env
+    markets = await a.load_markets()
+    sym, m = next((s, m) for s, m in sorted(markets.items())
+                  if m["option"] and m["base"] == "ETH" and m["optionType"] == "call" and m["strike"] == D("3000"))
+    await a.create_order(sym, "limit", "sell", "2", "90")
+    await b.create_order(sym, "limit", "buy", "2", "90")
+    g = await b.fetch_greeks(sym)
+    seq = api.service.sequencer
+    years = (m["expiry"] - seq._mark_ts["ETH"]) / YEAR_MS
+    ref = black76_greeks(3000.0, 3000.0, years, seq._params["ETH"].option_vol, 0.0, True)
+    assert math.isclose(g["delta"], float(ref.delta), rel_tol=1e-12) and g["vega"] > 0 > g["theta"]
+    assert g["markImpliedVolatility"] == seq._params["ETH"].option_vol and g["underlyingPrice"] == D("3000")
+    assert g["lastPrice"] == D("90") and g["bidImpliedVolatility"] is None  # no bid left
+    assert sym in await b.fetch_all_greeks() and PERP not in await b.fetch_all_greeks()
+    with pytest.raises(BadSymbol):
+        await b.fetch_greeks(PERP)
+    js = await (await api.client.get(f"/v1/accounts/{api.b.address}/margin")).json()
+    assert math.isclose(js["greeks"]["ETH"]["delta"], 2 * float(ref.delta), rel_tol=1e-12)
+    (pos,) = await b.fetch_positions()
+    assert pos["info"]["adl_rank"] is None  # options are never deleveraged
