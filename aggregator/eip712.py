@@ -35,12 +35,14 @@ Types (``TYPES`` is served as JSON by ``GET /v1/eip712``, see ``eip712_schema``)
       this message is sequenced unless another one re-arms it first; ``timeoutMs`` 0
       disarms it, otherwise 1,000 to 86,400,000 (one second to one day).
     - ``MmpConfig(address account, string underlying, uint64 intervalMs, uint64 frozenMs,
-      uint64 qtyLimit, uint64 nonce, uint64 expiry)``: market maker protection for the
-      account's options on ``underlying`` (e.g. ``ETH``): once its maker fills there
-      total more than ``qtyLimit`` size units within ``intervalMs``, its option orders on
-      that underlying are cancelled and new ones refused for ``frozenMs`` (0: until the
-      next MmpConfig). ``intervalMs`` 0 turns it off; otherwise 1 to 3,600,000 ms with
-      ``qtyLimit`` >= 1 and ``frozenMs`` <= 86,400,000.
+      uint64 qtyLimit, uint64 nonce, uint64 expiry, uint64 deltaLimit)``: market maker
+      protection for the account's options on ``underlying`` (e.g. ``ETH``): once its
+      maker fills there total more than ``qtyLimit`` size units within ``intervalMs``, or
+      their net delta (Black-76 delta at the fill times size, in size units of the
+      underlying) is beyond ``deltaLimit`` either way, its option orders on that
+      underlying are cancelled and new ones refused for ``frozenMs`` (0: until the next
+      MmpConfig). A limit of 0 is off. ``intervalMs`` 0 turns protection off; otherwise 1
+      to 3,600,000 ms with at least one limit >= 1 and ``frozenMs`` <= 86,400,000.
     - ``Amend(address account, string instrument, uint64 orderId, uint64 clientOrderId,
       uint256 price, uint256 size, uint64 nonce, uint64 expiry)``: one of the ids non-zero;
       ``price`` / ``size`` 0 means unchanged (not both); ``size`` is the new total size.
@@ -422,6 +424,7 @@ class MmpConfig:
     qty_limit: int
     nonce: int
     expiry: int
+    delta_limit: int = 0  # last, so that a config without it reads as before
 
     PRIMARY_TYPE: ClassVar[str] = "MmpConfig"
     FIELDS: ClassVar[tuple[tuple[str, str, str], ...]] = (
@@ -432,6 +435,7 @@ class MmpConfig:
         ("qtyLimit", "qty_limit", "uint64"),
         ("nonce", "nonce", "uint64"),
         ("expiry", "expiry", "uint64"),
+        ("deltaLimit", "delta_limit", "uint64"),
     )
 
     def __post_init__(self) -> None:
@@ -441,8 +445,8 @@ class MmpConfig:
         if self.interval_ms:
             if self.interval_ms > MMP_MAX_INTERVAL_MS:
                 raise MessageError(f"intervalMs must be 0 (off) or 1 to {MMP_MAX_INTERVAL_MS:,}, got {self.interval_ms}")
-            if not self.qty_limit:
-                raise MessageError("qtyLimit must be at least 1 when intervalMs is set")
+            if not (self.qty_limit or self.delta_limit):
+                raise MessageError("qtyLimit or deltaLimit must be at least 1 when intervalMs is set")
             if self.frozen_ms > MMP_MAX_FROZEN_MS:
                 raise MessageError(f"frozenMs must be at most {MMP_MAX_FROZEN_MS:,}, got {self.frozen_ms}")
 

@@ -442,21 +442,28 @@ class OmniclearClient:
         ack = await self._signed("/v1/orders/cancel-all-after", "cancelAllAfter", msg)
         return {"timeout": timeout, "deadline": ack["result"]["deadline_ms"], "info": ack}
 
-    async def set_mmp_config(self, underlying: str, interval_ms: int, frozen_ms: int, quantity_limit: Human,
-                             params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    async def set_mmp_config(self, underlying: str, interval_ms: int, frozen_ms: int, quantity_limit: Human | None,
+                             params: Mapping[str, Any] | None = None, *,
+                             delta_limit: Human | None = None) -> dict[str, Any]:
         """Market maker protection on ``underlying``'s options (as Deribit's ``set_mmp_config``): once
         maker fills total more than ``quantity_limit`` (in the underlying, e.g. ``"0.5"`` ETH) within
-        ``interval_ms``, the option orders there are cancelled and new ones refused (``InvalidOrder``,
-        code ``mmp_frozen``) for ``frozen_ms`` (0: until the next call). ``interval_ms`` 0 turns it off."""
+        ``interval_ms``, or their net delta (Black-76 delta times size, in the underlying, signed by
+        side) is beyond ``delta_limit`` either way, the option orders there are cancelled and new ones
+        refused (``InvalidOrder``, code ``mmp_frozen``) for ``frozen_ms`` (0: until the next call).
+        A limit of None or 0 is off (at least one is needed); ``interval_ms`` 0 turns protection off."""
         params = params or {}
         await self.load_markets()
         m = next((m for m in self.markets_by_id.values() if m.base == underlying), None)
         if m is None:
             raise BadSymbol(f"no market on underlying {underlying!r}", code="unknown_instrument")
-        limit = to_units(quantity_limit, m.size_decimals, what="quantity_limit") if interval_ms else 0
+
+        def units(v: Human | None, what: str) -> int:
+            return to_units(v, m.size_decimals, what=what, allow_zero=True) if interval_ms and v is not None else 0
+
+        limit, dlimit = units(quantity_limit, "quantity_limit"), units(delta_limit, "delta_limit")
         try:
             msg = eip712.MmpConfig(self.address, underlying, interval_ms, frozen_ms, limit, self.nonce(),
-                                   self.expiry(params))
+                                   self.expiry(params), dlimit)
         except eip712.MessageError as e:
             raise BadRequest(str(e)) from e
         ack = await self._signed("/v1/mmp", "mmp", msg)

@@ -219,6 +219,7 @@ class MmpConfigured(NamedTuple):
     interval_ms: int
     frozen_ms: int
     qty_limit: int
+    delta_limit: int = 0
 
 
 class MmpTriggered(NamedTuple):
@@ -230,6 +231,7 @@ class MmpTriggered(NamedTuple):
     qty_in_interval: int
     cancelled: int
     frozen_until_ms: int
+    delta_in_interval: int = 0  # net delta of the window's fills (size units of the underlying)
 
 
 class TriggerPlaced(NamedTuple):

@@ -108,9 +108,12 @@ Market maker protection (MMP)
     (account, underlying): interval, limit, frozen time (interval 0 removes it). Every
     maker fill of one of the account's non-reduce-only *option* orders on that
     underlying adds its size to a rolling window (fills stamped within the last
-    ``intervalMs``, the command's ``ts_ms`` being the fill time). When the window's sum
-    passes ``qtyLimit`` (strictly), after the command's fills (so the whole sweep that
-    tripped it counts): the account's non-reduce-only option orders on the underlying
+    ``intervalMs``, the command's ``ts_ms`` being the fill time), and its delta: the
+    Black-76 delta of the option at the mark's inputs (``_option_delta``), times the
+    size, signed by the maker's side, rounded to a size unit (``round``, half to even).
+    When the window's size sum passes ``qtyLimit`` or its net delta passes ``deltaLimit``
+    either way (strictly; a limit of 0 is off), after the command's fills (so the whole
+    sweep that tripped it counts): the account's non-reduce-only option orders on the underlying
     are cancelled (``CancelReason.MMP``), ``MmpTriggered`` is emitted, the window is
     emptied, and new non-reduce-only option orders there are refused (``mmp_frozen``)
     until ``ts_ms + frozenMs`` (``frozenMs`` 0: until the next ``SetMmp``). Perps are
@@ -491,14 +494,16 @@ def _next_roll_after(now_ms: int) -> int:
 class MmpState:
     """One account's market maker protection on one underlying's options (see the module doc)."""
 
-    __slots__ = ("interval", "frozen_ms", "limit", "fills", "qty", "frozen_until")
+    __slots__ = ("interval", "frozen_ms", "limit", "delta_limit", "fills", "qty", "delta", "frozen_until")
 
-    def __init__(self, interval: int, frozen_ms: int, limit: int) -> None:
+    def __init__(self, interval: int, frozen_ms: int, limit: int, delta_limit: int = 0) -> None:
         self.interval = interval
         self.frozen_ms = frozen_ms
-        self.limit = limit
-        self.fills: deque[tuple[int, int]] = deque()  # (ts_ms, size) of maker fills within the interval
-        self.qty = 0  # their sum
+        self.limit = limit  # 0: no quantity limit
+        self.delta_limit = delta_limit  # 0: no delta limit
+        self.fills: deque[tuple[int, int, int]] = deque()  # (ts_ms, size, delta) of maker fills in the interval
+        self.qty = 0  # their size sum
+        self.delta = 0  # their net delta (size units of the underlying)
         self.frozen_until = 0  # 0: not frozen; -1: until the next config; else ms
 
     def frozen(self, now_ms: int) -> bool:
@@ -678,7 +683,8 @@ class Sequencer:
         d.setdefault("_lp_funding", {})  # chain -> deposits of the liquidity account there (rebalancing weights)
         d.setdefault("_mmp", {})  # (account, underlying) -> MmpState
         d.setdefault("_unwind_due", [])  # perps whose positions the fund took over this command, see _unwind
-        d.setdefault("_mmp_hit", [])  # (account, underlying) whose limit this command's fills passed
+        d.setdefault("_mmp_hit", [])
+        d.setdefault("_delta_cache", {})  # option name -> (index, mark time, Black-76 delta), see _option_delta  # (account, underlying) whose limit this command's fills passed
         d.setdefault("_triggers", {})  # trigger id -> Trigger, untriggered, in placement order
         d.setdefault("_acct_triggers", {})  # account -> {trigger id: Trigger}
         d.setdefault("_trig_up", {})  # underlying -> heap of (trigger price, id) of triggerAbove ones (lazy deletion)
@@ -1227,7 +1233,7 @@ class Sequencer:
             key = (maker.address, m.underlying)
             st = self._mmp.get(key)
             if st is not None and not st.frozen(self._now_ms):
-                self._mmp_fill(st, key, q)
+                self._mmp_fill(st, key, q, m, mk.side == _BUY)
         notional = p * q // scale
         cfg = self._cfg
         mfee = -(-notional * cfg.maker_fee_bps // BPS)
@@ -1376,24 +1382,51 @@ class Sequencer:
         self._nonce_use(nkey, c.nonce, c.expiry)
         key = (addr, c.underlying)
         if c.interval_ms:
-            self._mmp[key] = MmpState(c.interval_ms, c.frozen_ms, c.qty_limit)
+            self._mmp[key] = MmpState(c.interval_ms, c.frozen_ms, c.qty_limit, c.delta_limit)
         else:
             self._mmp.pop(key, None)
         return Outcome(cmd.seq, True, None, "",
-                       (MmpConfigured(addr, c.underlying, c.interval_ms, c.frozen_ms, c.qty_limit),),
+                       (MmpConfigured(addr, c.underlying, c.interval_ms, c.frozen_ms, c.qty_limit,
+                                      c.delta_limit),),
                        {"account": addr, "underlying": c.underlying, "enabled": bool(c.interval_ms),
-                        "interval_ms": c.interval_ms, "frozen_ms": c.frozen_ms, "qty_limit": c.qty_limit})
+                        "interval_ms": c.interval_ms, "frozen_ms": c.frozen_ms, "qty_limit": c.qty_limit,
+                        "delta_limit": c.delta_limit})
 
-    def _mmp_fill(self, st: MmpState, key: tuple[str, str], q: int) -> None:
-        """Count a maker fill of ``q`` in ``st``'s rolling interval; note ``key`` if the limit is passed."""
+    def _option_delta(self, m: Market) -> float:
+        """Return option ``m``'s Black-76 delta at the mark's inputs, cached per (index, mark time)."""
+        und = m.underlying
+        idx, ts = self._index.get(und), self._mark_ts.get(und, self._now_ms)
+        cache = self._delta_cache
+        hit = cache.get(m.name)
+        if hit is not None and hit[0] == idx and hit[1] == ts:
+            return hit[2]
+        if idx is None:
+            d = 0.0
+        else:
+            g = option_greeks([idx], [m.strike], [self._option_years(m)], [self._params[und].option_vol],
+                              [m.is_call])
+            d = float(g["delta"][0])
+        cache[m.name] = (idx, ts, d)
+        return d
+
+    def _mmp_fill(self, st: MmpState, key: tuple[str, str], q: int, m: Market, maker_buys: bool) -> None:
+        """Count a maker fill of ``q`` of option ``m`` in ``st``'s rolling interval; note ``key`` if a limit
+        is passed."""
         now = self._now_ms
         fills = st.fills
-        fills.append((now, q))
+        d = round(self._option_delta(m) * q) if st.delta_limit else 0
+        if not maker_buys:
+            d = -d
+        fills.append((now, q, d))
         st.qty += q
+        st.delta += d
         start = now - st.interval
         while fills[0][0] <= start:
-            st.qty -= fills.popleft()[1]
-        if st.qty > st.limit and key not in self._mmp_hit:
+            _, oq, od = fills.popleft()
+            st.qty -= oq
+            st.delta -= od
+        if ((st.limit and st.qty > st.limit) or (st.delta_limit and abs(st.delta) > st.delta_limit)) \
+                and key not in self._mmp_hit:
             self._mmp_hit.append(key)
 
     def _mmp_trip(self, events: list) -> None:
@@ -1412,9 +1445,9 @@ class Sequencer:
                 self._drop(r.order_id)
                 n += 1
             st.frozen_until = now + st.frozen_ms if st.frozen_ms else -1
-            events.append(MmpTriggered(addr, und, st.qty, n, max(st.frozen_until, 0)))
+            events.append(MmpTriggered(addr, und, st.qty, n, max(st.frozen_until, 0), st.delta))
             st.fills.clear()
-            st.qty = 0
+            st.qty = st.delta = 0
 
     def _fire_dms(self, now: int, events: list) -> int:
         """Cancel every order of each account whose switch's deadline is before ``now`` (not re-armed since)."""
@@ -2745,7 +2778,8 @@ class Sequencer:
                 "liquidations": acct.liquidations, "cancel_all_after_ms": self._dms.get(acct.address),
                 "greeks": self._account_greeks(acct),
                 "mmp": {und: {"interval_ms": st.interval, "frozen_ms": st.frozen_ms, "qty_limit": st.limit,
-                              "qty_in_interval": st.qty, "frozen": st.frozen(self._now_ms),
+                              "qty_in_interval": st.qty, "delta_limit": st.delta_limit,
+                              "delta_in_interval": st.delta, "frozen": st.frozen(self._now_ms),
                               "frozen_until_ms": st.frozen_until if st.frozen_until > 0 else None}
                         for (a, und), st in sorted(self._mmp.items()) if a == acct.address},
                 "session_keys": dict(sorted(self._sessions.get(acct.address, {}).items()))}

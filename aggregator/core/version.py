@@ -39,6 +39,8 @@ Versions
        auto-deleveraging of the opposite side at the mark (``AutoDeleveraged``; ranked by
        profit ratio times leverage). Under version 2 the fund kept those positions and
        their variation, and a loss on them was socialised over every positive balance.
+       And market maker protection counts the net delta of the window's maker fills
+       (``MmpConfig`` gains ``deltaLimit``, so ``SetMmp`` records of version 2 do not decode).
 """
 
 from __future__ import annotations

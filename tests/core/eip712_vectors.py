@@ -81,6 +81,7 @@ def messages() -> list[Any]:
         MmpConfig(a3, "XAU", 0, 0, 0, 16, exp),
         TriggerOrder(a1, "ETH-PERP", 2, 2, 2, True, 2_800_000_000, False, 0, 1_500, 0, 17, exp),
         TriggerOrder(a2, "BTC-PERP", 1, 1, 1, False, 2**256 - 1, True, 95_000_000_000, 25, 2**64 - 1, 18, exp),
+        MmpConfig(a2, "BTC", 5_000, 0, 0, 19, exp, 2_500),  # a delta limit only
     ]
 
 

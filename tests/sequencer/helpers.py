@@ -138,9 +138,10 @@ class Harness:
         return self.apply(lambda s, t: C.CancelAllAfter(s, t, signer or account, c, SIG))
 
     def mmp(self, account: str, underlying: str, interval_ms: int, frozen_ms: int, qty_limit: int,
-            signer: str | None = None) -> Outcome:
+            signer: str | None = None, delta_limit: int = 0) -> Outcome:
         c = eip712.MmpConfig(account=account, underlying=underlying, interval_ms=interval_ms, frozen_ms=frozen_ms,
-                             qty_limit=qty_limit, nonce=self.next_nonce(), expiry=self.now // 1000 + 3600)
+                             qty_limit=qty_limit, nonce=self.next_nonce(), expiry=self.now // 1000 + 3600,
+                             delta_limit=delta_limit)
         return self.apply(lambda s, t: C.SetMmp(s, t, signer or account, c, SIG))
 
     def amend(self, account: str, instrument: str, order_id: int, price: int = 0, size: int = 0,

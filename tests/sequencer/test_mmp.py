@@ -137,3 +137,73 @@ def test_replay_and_snapshot_reach_the_same_frozen_state():
             account=BOB, instrument=CALL, side=SELL, order_type=1, time_in_force=1, self_trade_prevention=1,
             reduce_only=False, price=100 * USDC, size=10, client_order_id=0, nonce=10**9, expiry=h.now // 1000 + 60),
             b"\x07" * 65)).code == "mmp_frozen"
+
+
+# ------------------------------------------------------------------ delta limit
+
+
+def delta_quoter(delta_limit: int) -> Harness:
+    """Bob quotes ETH options protected by a delta limit only (no quantity limit)."""
+    h = funded(ALICE, BOB, CAROL)
+    out = h.mmp(BOB, "ETH", 10_000, 60_000, 0, delta_limit=delta_limit)
+    assert out.events == (MmpConfigured(BOB, "ETH", 10_000, 60_000, 0, delta_limit),)
+    for inst, px in ((CALL, 100), (CALL2, 50)):
+        assert h.place(BOB, inst, SELL, px * USDC, 20).accepted
+        assert h.place(BOB, inst, BUY, (px // 2) * USDC, 20).accepted
+    return h
+
+
+def delta(h: Harness, inst: str) -> float:
+    """Black-76 delta at the mark's inputs, computed here from the pricing module."""
+    from aggregator.core.pricing import black76_greeks
+    from aggregator.core.risk import YEAR_MS
+
+    seq = h.seq
+    m = seq._markets[inst]
+    years = (m.expiry_ms - seq._mark_ts["ETH"]) / YEAR_MS
+    return float(black76_greeks(seq._index["ETH"] / 1e6, m.strike / 1e6, years, seq._params["ETH"].option_vol,
+                                0.0, m.is_call).delta)
+
+
+def test_delta_limit_counts_signed_delta_so_a_round_trip_nets_out():
+    h = delta_quoter(delta_limit=12)
+    d_call = round(delta(h, CALL) * 20)
+    assert 9 <= d_call <= 11  # an at-the-money call: about half its size
+    h.place(ALICE, CALL, BUY, 100 * USDC, 20, tif=IOC)  # Bob sells 20 calls: short delta
+    assert h.seq.account(BOB)["mmp"]["ETH"]["delta_in_interval"] == -d_call
+    out = h.place(CAROL, CALL, SELL, 50 * USDC, 20, tif=IOC)  # and buys them back: net zero, 40 traded
+    assert not any(type(e) is MmpTriggered for e in out.events)
+    mmp = h.seq.account(BOB)["mmp"]["ETH"]
+    assert (mmp["delta_in_interval"], mmp["qty_in_interval"], mmp["delta_limit"]) == (0, 40, 12)
+    assert len(h.seq.open_orders(BOB)) == 2
+
+
+@pytest.mark.parametrize("maker_side", [SELL, BUY])
+def test_passing_the_delta_limit_either_way_trips_protection(maker_side: int):
+    h = delta_quoter(delta_limit=15)
+    px = 110 if maker_side == SELL else 40
+    assert h.place(BOB, CALL, maker_side, px * USDC, 20).accepted  # a second quote on the same side
+    d = round(delta(h, CALL) * 20)
+    assert 2 * d > 15 >= d
+    taker = BUY if maker_side == SELL else SELL
+    out = h.place(ALICE, CALL, taker, (px if maker_side == SELL else 40) * USDC, 40, tif=IOC)  # both quotes
+    sign = -1 if maker_side == SELL else 1
+    trip = [e for e in out.events if type(e) is MmpTriggered]
+    assert trip == [MmpTriggered(BOB, "ETH", 40, 3, h.now + 60_000, sign * 2 * d)]
+    assert h.seq.open_orders(BOB) == []
+    assert h.place(BOB, CALL2, BUY, 10 * USDC, 10).code == "mmp_frozen"
+
+
+def test_delta_limit_window_forgets_old_fills():
+    h = delta_quoter(delta_limit=12)
+    h.place(ALICE, CALL, BUY, 100 * USDC, 20, tif=IOC)
+    h.advance(10_000)  # the first fill leaves the 10 s window
+    out = h.place(ALICE, CALL2, BUY, 50 * USDC, 20, tif=IOC)
+    assert not any(type(e) is MmpTriggered for e in out.events)
+    assert h.seq.account(BOB)["mmp"]["ETH"]["delta_in_interval"] == -round(delta(h, CALL2) * 20)
+
+
+def test_a_config_without_any_limit_is_refused_by_the_message():
+    with pytest.raises(eip712.MessageError, match="qtyLimit or deltaLimit"):
+        eip712.MmpConfig(ALICE, "ETH", 1_000, 0, 0, 1, 2)
+    assert eip712.MmpConfig(ALICE, "ETH", 1_000, 0, 0, 1, 2, delta_limit=5).delta_limit == 5
