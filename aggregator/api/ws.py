@@ -13,6 +13,12 @@ Public channels
     delta only if its ``seq`` is its last ``seq + 1``; on a gap it resubscribes (or
     fetches the REST snapshot and drops deltas up to the snapshot's ``seq``).
     ``{"op": "subscribe", "channel": "trades", "instrument": ...}`` streams ``trades``.
+    ``{"op": "subscribe", "channel": "ticker", "instrument": ...}`` sends the instrument's
+    ticker (as ``GET /v1/markets/{instrument}/ticker``) at once, then again after every
+    published batch of commands that changed its book, traded it or moved its
+    underlying's mark: ``{"type": "ticker", "channel": "ticker", "instrument", "seq",
+    "ticker": {...}}``. A ticker is read from the sequencer when sent, so (like the REST
+    ticker) it may already include commands sequenced after ``seq``.
     Book and trade messages are only sent for durable commands (after the journal's
     fsync), in sequence order.
 
@@ -155,6 +161,7 @@ class Conn:
         self.challenge: tuple[str, int] | None = None
         self.books: set[str] = set()
         self.trades: set[str] = set()
+        self.tickers: set[str] = set()
         self.private: set[str] = set()
         self.tasks: set[asyncio.Task] = set()
         self.writer = asyncio.create_task(self._write_loop(), name="ws-writer")
@@ -193,6 +200,7 @@ class WsHub:
         self.conns: set[Conn] = set()
         self.books: dict[str, set[Conn]] = {}
         self.trades: dict[str, set[Conn]] = {}
+        self.tickers: dict[str, set[Conn]] = {}
         self.private: dict[str, set[Conn]] = {}  # account -> connections with any private channel
         self._unsub = service.subscribe(self.on_published)
 
@@ -235,6 +243,8 @@ class WsHub:
                         if fills and "fills" in c.private:
                             c.send_obj({"type": "fills", "channel": "fills", "seq": p.cmd.seq,
                                         "ts_ms": p.cmd.ts_ms, "fills": fills})
+        if self.tickers:
+            self._send_tickers(batch)
         for acct in accounts_touched:
             conns = [c for c in self.private.get(acct, ()) if "account" in c.private]
             if conns:
@@ -243,12 +253,41 @@ class WsHub:
                 for c in conns:
                     c.send(msg)
 
+    def _send_tickers(self, batch: list[Published]) -> None:
+        """Send the ticker of every subscribed instrument the batch changed (book, trade or mark)."""
+        changed: set[str] = set()
+        unds: set[str] = set()
+        for p in batch:
+            changed.update(i for i in p.book if i in self.tickers)
+            for ev in p.outcome.events:
+                name = type(ev).__name__
+                if name == "OrderFilled" or name == "FundingPaid":
+                    changed.add(ev.instrument)
+                elif name == "MarkUpdated":
+                    unds.add(ev.underlying)
+        if unds:
+            changed.update(i for i in self.tickers if i.split("-", 1)[0] in unds)
+        seq = batch[-1].cmd.seq
+        for inst in sorted(changed):
+            conns = self.tickers.get(inst)
+            if not conns:
+                continue
+            try:
+                t = jsonable(self.service.sequencer.ticker(inst))
+            except KeyError:  # expired since
+                continue
+            msg = dumps({"type": "ticker", "channel": "ticker", "instrument": inst, "seq": seq, "ticker": t})
+            for c in conns:
+                c.send(msg)
+
     def drop(self, conn: Conn) -> None:
         self.conns.discard(conn)
         for inst in conn.books:
             self.books.get(inst, set()).discard(conn)
         for inst in conn.trades:
             self.trades.get(inst, set()).discard(conn)
+        for inst in conn.tickers:
+            self.tickers.get(inst, set()).discard(conn)
         if conn.account:
             s = self.private.get(conn.account)
             if s is not None:
@@ -383,6 +422,9 @@ def _dispatch(conn: Conn, hub: WsHub, service: SequencerService, limits: Any, re
         elif req.channel == "trades" and req.instrument:
             conn.trades.discard(req.instrument)
             hub.trades.get(req.instrument, set()).discard(conn)
+        elif req.channel == "ticker" and req.instrument:
+            conn.tickers.discard(req.instrument)
+            hub.tickers.get(req.instrument, set()).discard(conn)
         else:
             conn.private.discard(req.channel)
         conn.send_obj({"type": "unsubscribed", "id": req.id, "channel": req.channel, "instrument": req.instrument})
@@ -399,11 +441,17 @@ def _dispatch(conn: Conn, hub: WsHub, service: SequencerService, limits: Any, re
 
 def _subscribe(conn: Conn, hub: WsHub, service: SequencerService, req: _Subscribe) -> None:
     ch = req.channel
-    if ch in ("book", "trades"):
+    if ch in ("book", "trades", "ticker"):
         inst = req.instrument
         if not inst or not service.running or not service.knows_instrument(inst):
             conn.send_obj(_err(req.id, 404, "unknown_instrument", f"instrument {str(inst)[:64]!r} is not listed"))
             return
+        if ch == "ticker":
+            try:
+                ticker = jsonable(service.sequencer.ticker(inst))
+            except KeyError:  # expired: listed once, no ticker now
+                conn.send_obj(_err(req.id, 404, "unknown_instrument", f"instrument {inst[:64]!r} is not active"))
+                return
         conn.send_obj({"type": "subscribed", "id": req.id, "channel": ch, "instrument": inst})
         if ch == "book":
             conn.books.add(inst)
@@ -411,6 +459,11 @@ def _subscribe(conn: Conn, hub: WsHub, service: SequencerService, req: _Subscrib
             seq, bids, asks = service.book.snapshot(inst, req.depth or 1 << 30)
             conn.send_obj({"type": "snapshot", "channel": "book", "instrument": inst, "seq": seq,
                            "bids": [[str(p), str(s)] for p, s in bids], "asks": [[str(p), str(s)] for p, s in asks]})
+        elif ch == "ticker":
+            conn.tickers.add(inst)
+            hub.tickers.setdefault(inst, set()).add(conn)
+            conn.send_obj({"type": "ticker", "channel": "ticker", "instrument": inst,
+                           "seq": service.sequencer.last_seq, "ticker": ticker})
         else:
             conn.trades.add(inst)
             hub.trades.setdefault(inst, set()).add(conn)

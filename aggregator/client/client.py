@@ -702,6 +702,10 @@ class OmniclearClient:
         """Return the public trades received since the previous call (waiting for one)."""
         return await self._ws().watch_trades(symbol, limit)
 
+    async def watch_ticker(self, symbol: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Return the ccxt ticker of ``symbol`` when a newer one arrives (the first call: the current one)."""
+        return await self._ws().watch_ticker(symbol)
+
     async def watch_orders(self, symbol: str | None = None, since: int | None = None, limit: int | None = None,
                            params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         """Return the account's order updates received since the previous call (private, signed login)."""

@@ -128,6 +128,9 @@ class Stream:
         self._seen: dict[str, int] = {}
         self._trade_subs: set[str] = set()
         self._trades = _Queue()
+        self._tickers: dict[str, tuple[int, dict[str, Any]]] = {}  # instrument -> (version, last ticker)
+        self._ticker_events: dict[str, asyncio.Event] = {}
+        self._ticker_seen: dict[str, int] = {}
         self._private: set[str] = set()
         self._authed = False
         self._orders = _Queue()
@@ -151,6 +154,7 @@ class Stream:
             self._authed = False
             self._reader = asyncio.get_running_loop().create_task(self._read_loop(self._ws), name="omniclear-ws")
             books, trades, private = list(self.books), set(self._trade_subs), set(self._private)
+            tickers = list(self._tickers)
             self.books.clear()
             self._trade_subs.clear()
             self._private.clear()
@@ -158,6 +162,8 @@ class Stream:
             await self._subscribe_book(inst)
         for inst in trades:
             await self._subscribe_trades(inst)
+        for inst in tickers:
+            await self._subscribe_ticker(inst)
         for ch in private:
             await self._subscribe_private(ch)
 
@@ -239,6 +245,8 @@ class Stream:
             self._on_delta(m)
         elif t == "trades":
             self._on_trades(m)
+        elif t == "ticker":
+            self._on_ticker(m)
         elif t == "orders":
             self._on_orders(m)
         elif t == "fills":
@@ -249,6 +257,12 @@ class Stream:
                 f.set_result(m)
         elif t == "error":
             log.warning("WebSocket error: %s", m.get("error"))
+
+    def _on_ticker(self, m: dict[str, Any]) -> None:
+        inst = m["instrument"]
+        version = self._tickers[inst][0] + 1 if inst in self._tickers else 1
+        self._tickers[inst] = (version, m["ticker"])
+        self._ticker_events.setdefault(inst, asyncio.Event()).set()
 
     def _changed(self, inst: str) -> None:
         book = self.books[inst]
@@ -411,6 +425,9 @@ class Stream:
         self._trade_subs.add(inst)
         await self._request({"op": "subscribe", "channel": "trades", "instrument": inst})
 
+    async def _subscribe_ticker(self, inst: str) -> None:
+        await self._request({"op": "subscribe", "channel": "ticker", "instrument": inst})
+
     async def _login(self) -> None:
         if self._authed:
             return
@@ -460,6 +477,21 @@ class Stream:
         if m.id not in self._trade_subs:
             await self._subscribe_trades(m.id)
         return await self._watch_queue(self._trades, m.symbol, limit)
+
+    async def watch_ticker(self, symbol: str) -> dict[str, Any]:
+        """Return the ticker of ``symbol`` once one newer than the last returned has arrived."""
+        m = await self.client.market(symbol)
+        await self._connect()
+        ev = self._ticker_events.setdefault(m.id, asyncio.Event())
+        if m.id not in self._tickers:
+            await self._subscribe_ticker(m.id)
+        while True:
+            got = self._tickers.get(m.id)
+            if got is not None and got[0] > self._ticker_seen.get(m.id, 0):
+                self._ticker_seen[m.id] = got[0]
+                return parse.ticker(m, got[1])
+            ev.clear()
+            await self._wait(ev)
 
     async def watch_orders(self, symbol: str | None, limit: int | None) -> list[dict[str, Any]]:
         """Return the account's order updates queued since the previous call."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -88,3 +89,31 @@ async def test_greeks_of_an_option_and_of_the_account(env):
     assert math.isclose(js["greeks"]["ETH"]["delta"], 2 * float(ref.delta), rel_tol=1e-12)
     (pos,) = await b.fetch_positions()
     assert pos["info"]["adl_rank"] is None  # options are never deleveraged
+
+
+async def test_watch_ticker_gets_the_current_ticker_then_one_after_each_change(env):
+    api, a, b = env
+    t0 = await a.watch_ticker(PERP)
+    assert t0["bid"] is None and t0["symbol"] == PERP
+    await b.create_order(PERP, "limit", "buy", "0.5", "2995")
+    t1 = await asyncio.wait_for(a.watch_ticker(PERP), 5)
+    assert t1["bid"] == D("2995") and t1["bidVolume"] == D("0.5")
+    await a.create_order(PERP, "limit", "sell", "0.2", "2995")  # trades against b's bid
+    t2 = await asyncio.wait_for(a.watch_ticker(PERP), 5)
+    assert (t2["last"], t2["bidVolume"], t2["baseVolume"]) == (D("2995"), D("0.3"), D("0.2"))
+    now_s = api.clock.now_ms // 1000
+    await api.service.submit_price("ETH-USD", 3_100 * 10**8, 10**6, now_s, "ok")  # a mark move alone
+    t3 = await asyncio.wait_for(a.watch_ticker(PERP), 5)
+    assert t3["markPrice"] == D("3100") and t3["last"] == D("2995")
+
+
+async def test_ws_ticker_subscription_to_an_unknown_instrument_is_a_404(env):
+    api, _, _ = env
+    async with api.client.ws_connect("/v1/ws") as ws:
+        await ws.send_json({"op": "subscribe", "channel": "ticker", "instrument": "NOPE-PERP", "id": 1})
+        m = await ws.receive_json(timeout=5)
+        assert m["type"] == "error" and m["status"] == 404 and m["error"]["code"] == "unknown_instrument"
+        await ws.send_json({"op": "subscribe", "channel": "ticker", "instrument": "ETH-PERP", "id": 2})
+        assert (await ws.receive_json(timeout=5))["type"] == "subscribed"
+        m = await ws.receive_json(timeout=5)
+        assert m["type"] == "ticker" and m["ticker"]["instrument"] == "ETH-PERP" and isinstance(m["seq"], int)
