@@ -328,6 +328,30 @@ async def get_open_orders(request: web.Request) -> web.Response:
     return _json({"account": account, "orders": jsonable(svc.sequencer.open_orders(account, inst))})
 
 
+async def get_order(request: web.Request) -> web.Response:
+    svc = _service(request)
+    account = account_query(request)
+    oid = _int_query(request, "order_id", 0, 0, 2**64 - 1)
+    coid = _int_query(request, "client_order_id", 0, 0, 2**64 - 1)
+    if not (oid or coid) or (oid and coid):
+        raise ApiError("give one of order_id and client_order_id", code="invalid_request", status=400)
+    o = svc.sequencer.order(account, oid, coid)
+    if o is None:
+        raise ApiError(f"no order {oid or coid} of {account} (unknown, or ended before the last kept ones)",
+                       code="order_not_found", status=404)
+    return _json({"account": account, "order": jsonable(o)})
+
+
+async def get_order_history(request: web.Request) -> web.Response:
+    svc = _service(request)
+    account = account_query(request)
+    inst = request.query.get("instrument") or None
+    if inst is not None:
+        _instrument_or_404(svc, inst)
+    limit = _int_query(request, "limit", 100, 1, 1000)
+    return _json({"account": account, "orders": jsonable(svc.sequencer.closed_orders(account, inst, limit))})
+
+
 async def get_fills(request: web.Request) -> web.Response:
     svc = _service(request)
     account = account_query(request)
@@ -444,6 +468,17 @@ def _routes() -> list[Route]:
               response="Ack", errors=_SIGNED_ERRORS),
         Route("GET", "/v1/orders", get_open_orders, "Open orders of an account", "trading",
               query=(("account", "address", True), ("instrument", "only this instrument", False)),
+              errors=("invalid_address", "invalid_request", "unknown_instrument")),
+        Route("GET", "/v1/orders/status", get_order,
+              "One order of an account by order_id or client_order_id: open, untriggered, or ended (filled, "
+              "cancelled, expired; the account's last ones are kept)", "trading",
+              query=(("account", "address", True), ("order_id", "the venue's id", False),
+                     ("client_order_id", "the client's id (the latest order with it)", False)),
+              errors=("invalid_address", "invalid_request", "order_not_found")),
+        Route("GET", "/v1/orders/history", get_order_history,
+              "Ended orders of an account (filled, cancelled, expired), newest first", "trading",
+              query=(("account", "address", True), ("instrument", "only this instrument", False),
+                     ("limit", "1..1000, default 100", False)),
               errors=("invalid_address", "invalid_request", "unknown_instrument")),
         Route("GET", "/v1/fills", get_fills, "Fills of an account, newest first", "trading",
               query=(("account", "address", True), ("limit", "1..1000, default 100", False)),

@@ -499,6 +499,49 @@ class OmniclearClient:
         out = [o for o in out if since is None or (o["timestamp"] or 0) >= since]
         return out[-limit:] if limit else out
 
+    async def fetch_order(self, id: str | int | None, symbol: str | None = None,
+                          params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Return one of the account's orders by id (or ``params={"clientOrderId": ...}``): open, or ended
+        (``closed``, ``canceled``, ``expired``) among the account's last ones the venue keeps;
+        ``OrderNotFound`` otherwise."""
+        oid, coid = _ids(id, params or {})
+        q = {"account": self.address, **({"order_id": str(oid)} if oid else {"client_order_id": str(coid)})}
+        js = await self._fetch("GET", "/v1/orders/status", params=q)
+        o = js["order"]
+        return parse.order_from_open(await self.market(o["instrument"]), o)
+
+    async def _ended(self, symbol: str | None, since: int | None, limit: int | None,
+                     statuses: tuple[str, ...]) -> list[dict[str, Any]]:
+        q = {"account": self.address, "limit": "1000"}
+        if symbol is not None:
+            q["instrument"] = (await self.market(symbol)).id
+        js = await self._fetch("GET", "/v1/orders/history", params=q)
+        out = [parse.order_from_open(await self.market(o["instrument"]), o) for o in js["orders"]
+               if o["status"] in statuses]
+        out.sort(key=lambda o: (o["timestamp"] or 0, int(o["id"])))
+        out = [o for o in out if since is None or (o["timestamp"] or 0) >= since]
+        return out[-limit:] if limit else out
+
+    async def fetch_closed_orders(self, symbol: str | None = None, since: int | None = None,
+                                  limit: int | None = None,
+                                  params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Return the account's filled orders (status ``closed``), oldest first."""
+        return await self._ended(symbol, since, limit, ("filled",))
+
+    async def fetch_canceled_orders(self, symbol: str | None = None, since: int | None = None,
+                                    limit: int | None = None,
+                                    params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Return the account's cancelled and expired orders (partly filled ones included), oldest first."""
+        return await self._ended(symbol, since, limit, ("cancelled", "expired"))
+
+    async def fetch_orders(self, symbol: str | None = None, since: int | None = None, limit: int | None = None,
+                           params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Return the account's open and ended orders, oldest first."""
+        out = await self._ended(symbol, since, None, ("filled", "cancelled", "expired"))
+        out += await self.fetch_open_orders(symbol, since)
+        out.sort(key=lambda o: (o["timestamp"] or 0, int(o["id"])))
+        return out[-limit:] if limit else out
+
     async def fetch_my_trades(self, symbol: str | None = None, since: int | None = None, limit: int | None = None,
                               params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         """Return the account's fills, oldest first (fee in USDC, ``takerOrMaker`` set)."""

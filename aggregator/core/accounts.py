@@ -132,9 +132,9 @@ class Account:
     """A unified cross-margin account: balances per chain, exposures, resting orders."""
 
     __slots__ = ("address", "balances", "total", "primary_chain", "exposures", "orders", "sessions", "fills",
-                 "liquidations", "ro_orders", "mm_cap", "mm_sens")
+                 "liquidations", "ro_orders", "mm_cap", "mm_sens", "done")
 
-    def __init__(self, address: str, primary_chain: int, fills_kept: int) -> None:
+    def __init__(self, address: str, primary_chain: int, fills_kept: int, orders_kept: int = 200) -> None:
         self.address = address
         self.balances: dict[int, int] = {}
         self.total = 0
@@ -143,6 +143,8 @@ class Account:
         self.orders: dict[int, RestingOrder] = {}
         self.sessions: dict[str, int] = {}  # session key -> valid until (ms)
         self.fills: deque = deque(maxlen=fills_kept)
+        # the last orders that ended (filled, cancelled, expired), oldest first; see Sequencer._done
+        self.done: deque = deque(maxlen=orders_kept)
         self.liquidations = 0
         self.ro_orders = 0  # resting reduce-only orders (the sequencer re-checks them when a position moves)
         # the liquidation sweep's cache (see Sequencer._sweep): the exact maintenance requirement when

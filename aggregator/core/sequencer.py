@@ -307,6 +307,10 @@ __all__ = [
 ]
 
 _BUY, _SELL = 1, 2
+# how an order ended, in Account.done records (Sequencer._drop)
+_DONE_STATUS = ("filled", "cancelled", "expired")
+_FILLED, _CANCELLED, _EXPIRED = 0, 1, 2
+_DONE_CODE = {s: i for i, s in enumerate(_DONE_STATUS)}
 _GTC, _IOC, _FOK, _POST = 1, 2, 3, 4
 _CLOSED_STATUSES = frozenset(("market-closed", "halted", "stale"))
 _MOVING_STATUSES = frozenset(("ok", "market-closed"))
@@ -412,6 +416,7 @@ class SequencerConfig:
     feeds: Mapping[str, str] | None = None  # feed name -> underlying; default "<SYM>-USD"
     trades_kept: int = 200
     fills_kept: int = 200
+    orders_kept: int = 200  # per account: ended orders kept for order status reads (Sequencer.order)
     # chains with a vault (``SettlementChain`` or a bare chain id: 6-decimal token, not checked)
     settlement_chains: tuple = ()
     # an account (an operator's or LPs') whose balances batches may move between chains instead
@@ -747,7 +752,7 @@ class Sequencer:
     def _ensure_account(self, address: str, chain_id: int) -> Account:
         acct = self._accounts.get(address)
         if acct is None:
-            acct = self._accounts[address] = Account(address, chain_id, self._cfg.fills_kept)
+            acct = self._accounts[address] = Account(address, chain_id, self._cfg.fills_kept, self._cfg.orders_kept)
             acct.balances[chain_id] = 0
             self._tree.set(address, 0)  # leaves in creation order: appended now, never later
             self._batch_dirty[address] = None
@@ -996,12 +1001,17 @@ class Sequencer:
         if ex.empty():
             del acct.exposures[r.market.name]
 
-    def _drop(self, order_id: int) -> RestingOrder:
+    def _drop(self, order_id: int, status: int = _CANCELLED) -> RestingOrder:
+        """Remove a resting order (its reserve too) and record it as ended: ``status`` an index of
+        ``_DONE_STATUS`` (ints, not strings: a restored snapshot's records share nothing with new ones)."""
         r = self._orders.pop(order_id)
-        del r.account.orders[order_id]
+        acct = r.account
+        del acct.orders[order_id]
         if r.reduce_only:
-            r.account.ro_orders -= 1
+            acct.ro_orders -= 1
         self._unreserve(r)
+        acct.done.append((order_id, r.client_order_id, r.market.name, r.side, r.price, r.size, r.size - r.remaining,
+                          status, r.ts_ms, self._now_ms, r.reduce_only, r.tif))
         return r
 
     # ------------------------------------------------------------------ orders
@@ -1147,10 +1157,10 @@ class Sequencer:
                 acct.ro_orders += 1
             self._reserve(r)
             status = "open" if not filled else "partially_filled"
-        elif not remaining:
-            status = "filled"
         else:
-            status = ended
+            status = "filled" if not remaining else ended
+            acct.done.append((oid, coid, m.name, side, price, size, filled, _DONE_CODE[status], self._now_ms,
+                              self._now_ms, reduce_only, tif))
         if self._ro_dirty:
             self._enforce_reduce_only(out_events)
         if self._mmp_hit:
@@ -1229,6 +1239,8 @@ class Sequencer:
             del maker.orders[mk.order_id]
             if mk.reduce_only:
                 maker.ro_orders -= 1
+            maker.done.append((mk.order_id, mk.client_order_id, m.name, mk.side, mk.price, mk.size, mk.size,
+                               _FILLED, mk.ts_ms, self._now_ms, mk.reduce_only, mk.tif))
         if self._mmp and not m.is_perp and not mk.reduce_only:
             key = (maker.address, m.underlying)
             st = self._mmp.get(key)
@@ -1700,6 +1712,8 @@ class Sequencer:
             if r.reduce_only:
                 acct.ro_orders -= 1
             status = "cancelled" if ended else "filled"
+            acct.done.append((r.order_id, r.client_order_id, m.name, r.side, r.price, r.size, r.size - r.remaining,
+                              _CANCELLED if ended else _FILLED, r.ts_ms, self._now_ms, r.reduce_only, r.tif))
         if self._ro_dirty:
             self._enforce_reduce_only(out_events)
         if self._mmp_hit:
@@ -2061,7 +2075,7 @@ class Sequencer:
             for e in r.market.book.cancel(oid):
                 events.append(OrderExpired(e.instrument, e.order_id, e.client_order_id, e.account, e.remaining,
                                            ExpireReason.GOOD_TIL_TIME))
-            self._drop(oid)
+            self._drop(oid, _EXPIRED)
             n += 1
         return n
 
@@ -2094,7 +2108,7 @@ class Sequencer:
             if not m.active:
                 continue
             for e in m.book.close():
-                self._drop(e.order_id)
+                self._drop(e.order_id, _EXPIRED)
                 events.append(e)
             m.active = False
             events.append(InstrumentExpired(name, now))
@@ -2746,6 +2760,44 @@ class Sequencer:
                         "filled": r.size - r.remaining, "remaining": r.remaining, "reduce_only": r.reduce_only,
                         "time_in_force": r.tif,
                         "status": "open" if r.size == r.remaining else "partially_filled", "ts_ms": r.ts_ms})
+        return out
+
+    @staticmethod
+    def _done_dict(rec: tuple) -> dict:
+        oid, coid, name, side, price, size, filled, status, ts, done_ms, ro, tif = rec
+        return {"order_id": oid, "client_order_id": coid, "instrument": name, "side": "buy" if side == _BUY else "sell",
+                "price": price, "size": size, "filled": filled, "remaining": 0, "reduce_only": ro,
+                "time_in_force": tif, "status": _DONE_STATUS[status], "ts_ms": ts, "done_ms": done_ms}
+
+    def order(self, address: str, order_id: int = 0, client_order_id: int = 0) -> dict | None:
+        """Return one of the account's orders by id (or client order id, the latest with it): resting (as
+        ``open_orders``), untriggered trigger, or ended among the last ``orders_kept`` (``status``
+        ``filled``, ``cancelled`` or ``expired``, with ``done_ms``); None if unknown or forgotten."""
+        acct = self._accounts.get(self._canonical_read(address))
+        if acct is None or not (order_id or client_order_id):
+            return None
+        if order_id:
+            if order_id in acct.orders or order_id in self._acct_triggers.get(acct.address, {}):
+                return next(o for o in self.open_orders(acct.address) if o["order_id"] == order_id)
+            match = [r for r in acct.done if r[0] == order_id]
+        else:
+            live = [o for o in self.open_orders(acct.address) if o["client_order_id"] == client_order_id]
+            if live:
+                return live[-1]
+            match = [r for r in acct.done if r[1] == client_order_id]
+        return self._done_dict(match[-1]) if match else None
+
+    def closed_orders(self, address: str, instrument: str | None = None, limit: int = 100) -> list[dict]:
+        """Return the account's ended orders, newest first (at most the last ``orders_kept``)."""
+        acct = self._accounts.get(self._canonical_read(address))
+        if acct is None or limit <= 0:
+            return []
+        out = []
+        for r in reversed(acct.done):
+            if instrument is None or r[2] == instrument:
+                out.append(self._done_dict(r))
+                if len(out) == limit:
+                    break
         return out
 
     def account(self, address: str) -> dict | None:

@@ -117,3 +117,32 @@ async def test_ws_ticker_subscription_to_an_unknown_instrument_is_a_404(env):
         assert (await ws.receive_json(timeout=5))["type"] == "subscribed"
         m = await ws.receive_json(timeout=5)
         assert m["type"] == "ticker" and m["ticker"]["instrument"] == "ETH-PERP" and isinstance(m["seq"], int)
+
+
+# ------------------------------------------------------------------ order status after the end
+
+
+async def test_fetch_order_follows_an_order_from_open_to_filled_and_history_lists_ended_ones(env):
+    api, a, b = env
+    ask = await a.create_order(PERP, "limit", "sell", "1", "3010", {"clientOrderId": 5})
+    assert (await a.fetch_order(ask["id"]))["status"] == "open"
+    await b.create_order(PERP, "limit", "buy", "0.4", "3010")
+    o = await a.fetch_order(ask["id"])
+    assert (o["status"], o["filled"], o["remaining"]) == ("open", D("0.4"), D("0.6"))
+    await b.create_order(PERP, "limit", "buy", "0.6", "3010")
+    o = await a.fetch_order(None, PERP, {"clientOrderId": 5})
+    assert (o["id"], o["status"], o["filled"], o["remaining"], o["price"]) == (ask["id"], "closed", D("1"), 0,
+                                                                               D("3010"))
+    gone = await a.create_order(PERP, "limit", "buy", "0.1", "2900")
+    await a.cancel_order(gone["id"], PERP)
+    assert (await a.fetch_order(gone["id"]))["status"] == "canceled"
+    assert [x["id"] for x in await a.fetch_closed_orders(PERP)] == [ask["id"]]
+    assert [x["id"] for x in await a.fetch_canceled_orders()] == [gone["id"]]
+    open_ = await a.create_order(PERP, "limit", "buy", "0.1", "2800")
+    assert [x["id"] for x in await a.fetch_orders(PERP)] == [ask["id"], gone["id"], open_["id"]]
+    from aggregator.client import OrderNotFound
+
+    with pytest.raises(OrderNotFound):
+        await b.fetch_order(ask["id"])  # not b's
+    r = await api.client.get("/v1/orders/status", params={"account": api.a.address})
+    assert r.status == 400 and (await r.json())["error"]["code"] == "invalid_request"
