@@ -600,7 +600,8 @@ class OmniclearClient:
                 "unrealizedPnl": from_units(int(p.get("unrealised_pnl") or 0), QUOTE_DECIMALS),
                 "realizedPnl": from_units(int(p.get("realised_pnl") or 0), QUOTE_DECIMALS),
                 "initialMargin": None, "maintenanceMargin": None, "collateral": None, "leverage": None,
-                "liquidationPrice": None, "marginMode": "cross", "hedged": False, "percentage": None,
+                "liquidationPrice": m.price(p["liquidation_price"]) if p.get("liquidation_price") else None,
+                "marginMode": "cross", "hedged": False, "percentage": None,
             })
         return out
 

@@ -221,11 +221,13 @@ from __future__ import annotations
 
 import copy
 import heapq
+import math
 import pickle
 from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from fractions import Fraction
 from typing import Any, NamedTuple
 
 from aggregator import eip712
@@ -2650,6 +2652,34 @@ class Sequencer:
             hit = cache[m.name] = (self._seq, ranks)
         return hit[1].get(acct.address)
 
+    def _liquidation_prices(self, acct: Account) -> dict[str, int]:
+        """Return, per underlying the account holds a perp on, the mark at which its equity would meet
+        its maintenance requirement if only that mark moved (an estimate: the other marks, and every
+        short option's requirement, held where they are now; the perps' variation and requirement
+        are linear in the mark). Absent: no positive such mark (that underlying alone cannot
+        liquidate it). Quote units, rounded toward the current mark (the first tick at or past it)."""
+        per: dict[str, list] = {}
+        for ex in acct.exposures.values():
+            if ex.size and ex.market.is_perp:
+                m = ex.market
+                d = per.setdefault(m.underlying, [Fraction(0), Fraction(0), 0])
+                d[0] += Fraction(ex.size, m.scale)  # equity per unit of mark
+                d[1] += Fraction(abs(ex.size) * m.mm_bps, m.scale * BPS)  # requirement per unit of mark
+                d[2] += -(-abs(ex.size) * self._mark[m.underlying] * m.mm_bps // (m.scale * BPS))  # as now
+        if not per:
+            return {}
+        mm = self._maintenance(acct)
+        out = {}
+        for und, (delta, slope, now_req) in sorted(per.items()):
+            den = delta - slope
+            if not den:
+                continue
+            mark = self._mark[und]
+            p = (mm - now_req - acct.total + delta * mark) / den
+            if p > 0:
+                out[und] = math.floor(p) if p < mark else math.ceil(p)
+        return out
+
     def _account_greeks(self, acct: Account) -> dict:
         """Return per underlying the account's delta (in the underlying), gamma, vega and theta (USDC).
 
@@ -2806,6 +2836,7 @@ class Sequencer:
         if acct is None:
             return None
         positions = []
+        liq = self._liquidation_prices(acct)
         for name in sorted(acct.exposures):
             ex = acct.exposures[name]
             if not ex.size:
@@ -2818,7 +2849,8 @@ class Sequencer:
                               "unrealised_pnl": unreal, "realised_pnl": ex.realised_raw // m.scale,
                               "funding_paid": ex.funding, "kind": "perpetual" if m.is_perp else "option",
                               "pnl_in_balance": m.is_perp,
-                              "adl_rank": self._adl_rank(acct, ex) if m.is_perp else None})
+                              "adl_rank": self._adl_rank(acct, ex) if m.is_perp else None,
+                              "liquidation_price": liq.get(m.underlying) if m.is_perp else None})
         im = self._initial(acct)
         mm = self._maintenance(acct)
         return {"address": acct.address, "balances": {str(c): v for c, v in sorted(acct.balances.items())},

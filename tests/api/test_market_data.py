@@ -49,6 +49,9 @@ async def test_ticker_rest_and_ccxt_shapes(env):
     all_ = await a.fetch_tickers()
     assert all_[PERP]["bid"] == D("2990") and len(all_) == len(api.service.sequencer.markets())
     assert list(await a.fetch_tickers([PERP])) == [PERP]
+    (short,) = await a.fetch_positions()
+    assert short["side"] == "short" and short["liquidationPrice"] == D(short["info"]["liquidation_price"]) / 10**6
+    assert short["liquidationPrice"] > D("3000") * 100  # 1.2 ETH short on 1M USDC
     r = await api.client.get("/v1/markets/NOPE-PERP/ticker")
     assert r.status == 404 and (await r.json())["error"]["code"] == "unknown_instrument"
 

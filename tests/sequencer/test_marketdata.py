@@ -130,3 +130,39 @@ def test_adl_rank_is_the_order_the_fund_deleverages_in():
     out = h.price("ETH-USD", 2_700)  # Carol bankrupt, no bids: deleveraged against the shorts in rank order
     adl = [e.account for e in out.events if type(e).__name__ == "AutoDeleveraged"]
     assert adl == [DAVE, BOB, ALICE]  # rank 5, 4, 2: the whole short side covers Carol's 800
+
+
+# ------------------------------------------------------------------ liquidation price estimate
+
+
+@pytest.mark.parametrize("side", [BUY, SELL])
+@pytest.mark.parametrize("beyond", [False, True])
+def test_liquidation_price_is_where_the_sweep_liquidates(side: int, beyond: bool):
+    """One perp position: the estimate is exact. The first mark on the tick grid before it leaves the
+    account standing; the first one beyond it liquidates."""
+    tick = 10_000
+    h = funded(BOB)
+    h.deposit(CAROL, 400 * USDC)
+    h.place(BOB, PERP, SELL if side == BUY else BUY, 3_000 * USDC, 1000)
+    assert h.place(CAROL, PERP, side, 3_000 * USDC, 1000, tif=IOC).result["filled"] == 1000
+    (pos,) = h.seq.account(CAROL)["positions"]
+    liq = pos["liquidation_price"]
+    eq = 400 * USDC - 1_500_000  # after the taker fee; maintenance 5% of the notional at the mark
+    assert abs(liq - ((3_000 * USDC - eq) / 0.95 if side == BUY else (3_000 * USDC + eq) / 1.05)) < 1
+    falls = side == BUY  # a long is liquidated as the mark falls
+    if beyond:
+        px = (liq - 1) // tick * tick if falls else -(-(liq + 1) // tick) * tick
+    else:
+        px = -(-(liq + 1) // tick) * tick if falls else (liq - 1) // tick * tick
+    out = h.price("ETH-USD", px / USDC)
+    assert out.result["liquidations"] == (1 if beyond else 0), (px, liq)
+
+
+def test_no_liquidation_price_without_a_perp_or_when_fully_covered():
+    h = funded(ALICE, BOB)
+    h.place(BOB, PERP, SELL, 3_000 * USDC, 100)
+    assert h.place(ALICE, PERP, BUY, 3_000 * USDC, 100, tif=IOC).result["filled"] == 100
+    (pos,) = h.seq.account(ALICE)["positions"]
+    assert pos["liquidation_price"] is None  # 100k against 0.1 ETH long: no positive mark reaches maintenance
+    (short,) = h.seq.account(BOB)["positions"]
+    assert short["liquidation_price"] > 100 * 3_000 * USDC  # a short is liquidated far above
