@@ -31,6 +31,10 @@ Private channels (``orders``, ``fills``, ``account``) need authentication first:
        account. A challenge is single-use and valid for 60 s. Failure: ``error`` with code
        ``unauthorized`` (the connection stays open; private subscriptions answer
        ``unauthorized`` until authenticated).
+    ``account`` sends the account view (as ``GET /v1/accounts/{address}/margin``) after each
+    published batch that touched it, with ``events``: what happened to the account itself
+    in that batch (``Liquidated``, ``AutoDeleveraged``, ``BankruptcyCovered``,
+    ``MmpTriggered``, ``CancelAllAfterTriggered``, deposits, withdrawals, session keys...).
 
 Order entry (same checks, codes and statuses as REST; acks only after durability):
     ``{"op": "order", "id": 7, "order": {...}, "signature": "0x.."}``, likewise ``cancel``
@@ -83,6 +87,10 @@ _ORDER_EVENTS = frozenset(("OrderAccepted", "OrderRejected", "OrderFilled", "Ord
                            "OrderExpired", "CancelRejected", "AmendRejected", "TriggerPlaced", "TriggerCancelled",
                            "TriggerFired", "TriggerRejected"))
 _FILL_EVENTS = frozenset(("OrderFilled", "TradeSettled"))
+# what happened to the account itself, sent with its ``account`` message (risk, protection, money)
+_ACCOUNT_EVENTS = frozenset(("Liquidated", "AutoDeleveraged", "BankruptcyCovered", "MmpConfigured", "MmpTriggered",
+                             "CancelAllAfterSet", "CancelAllAfterTriggered", "DepositCredited", "WithdrawalReserved",
+                             "WithdrawalPaid", "WithdrawalFailed", "SessionKeyGranted", "SessionKeyRevoked"))
 
 
 def login_text_digest(text: str) -> bytes:
@@ -205,7 +213,7 @@ class WsHub:
         self._unsub = service.subscribe(self.on_published)
 
     def on_published(self, batch: list[Published]) -> None:
-        accounts_touched: dict[str, None] = {}
+        accounts_touched: dict[str, list] = {}  # account -> its _ACCOUNT_EVENTS in this batch
         for p in batch:
             for inst, (seq, bch, ach) in p.book.items():
                 subs = self.books.get(inst)
@@ -232,8 +240,9 @@ class WsHub:
                     conns = self.private.get(acct)
                     if not conns:
                         continue
-                    accounts_touched[acct] = None
                     mine = [ev for ev in events if acct in _accounts(ev)]
+                    acct_events = accounts_touched.setdefault(acct, [])
+                    acct_events.extend(jsonable(ev) for ev in mine if type(ev).__name__ in _ACCOUNT_EVENTS)
                     orders = [jsonable(ev) for ev in mine if type(ev).__name__ in _ORDER_EVENTS]
                     fills = [jsonable(ev) for ev in mine if type(ev).__name__ in _FILL_EVENTS]
                     for c in conns:
@@ -245,11 +254,12 @@ class WsHub:
                                         "ts_ms": p.cmd.ts_ms, "fills": fills})
         if self.tickers:
             self._send_tickers(batch)
-        for acct in accounts_touched:
+        for acct, acct_events in accounts_touched.items():
             conns = [c for c in self.private.get(acct, ()) if "account" in c.private]
             if conns:
                 view = jsonable(self.service.sequencer.account(acct))
-                msg = dumps({"type": "account", "channel": "account", "seq": batch[-1].cmd.seq, "account": view})
+                msg = dumps({"type": "account", "channel": "account", "seq": batch[-1].cmd.seq, "account": view,
+                             "events": acct_events})
                 for c in conns:
                     c.send(msg)
 

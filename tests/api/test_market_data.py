@@ -149,3 +149,41 @@ async def test_fetch_order_follows_an_order_from_open_to_filled_and_history_list
         await b.fetch_order(ask["id"])  # not b's
     r = await api.client.get("/v1/orders/status", params={"account": api.a.address})
     assert r.status == 400 and (await r.json())["error"]["code"] == "invalid_request"
+
+
+# ------------------------------------------------------------------ account channel events
+
+
+async def test_account_channel_carries_the_liquidation_and_the_deleveraging(env):
+    """Poor (10 USDC) goes long against A, the mark falls through her equity: she is liquidated, and
+    with no bid the fund deleverages A's short; A's account message carries ``AutoDeleveraged``."""
+    from eth_account import Account
+    from eth_account.messages import encode_defunct
+
+    from tests.api.helpers import body
+
+    api, a, _ = env
+    async with api.client.ws_connect("/v1/ws") as ws:
+        await ws.send_json({"op": "challenge", "id": 1})
+        ch = await ws.receive_json(timeout=5)
+        sig = Account.sign_message(encode_defunct(text=ch["challenge"]), api.a.key).signature
+        await ws.send_json({"op": "auth", "id": 2, "account": api.a.address, "signature": "0x" + bytes(sig).hex(),
+                            "scheme": "personal_sign"})
+        assert (await ws.receive_json(timeout=5))["type"] == "authenticated"
+        await ws.send_json({"op": "subscribe", "channel": "account", "id": 3})
+        assert (await ws.receive_json(timeout=5))["type"] == "subscribed"
+        await ws.receive_json(timeout=5)  # the current view
+        await a.create_order(PERP, "limit", "sell", "0.01", "3000")
+        bid = api.poor.order_msg(api.clock, size=10, price=3_000_000_000, tif=2)
+        r = await api.client.post("/v1/orders", json=body("order", bid, api.poor.key))
+        assert (await r.json())["result"]["filled"] == 10
+        now_s = api.clock.now_ms // 1000
+        await api.service.submit_price("ETH-USD", 1_500 * 10**8, 10**6, now_s, "ok")
+        seen = []
+        while not any(e["type"] == "AutoDeleveraged" for e in seen):
+            m = await ws.receive_json(timeout=5)
+            if m["type"] == "account":
+                seen += m["events"]
+        (adl,) = [e for e in seen if e["type"] == "AutoDeleveraged"]
+        assert (adl["account"], adl["instrument"], int(adl["size"]), adl["rank"]) == (api.a.address, "ETH-PERP", 10, 1)
+    assert (await a.fetch_positions()) == []
