@@ -102,7 +102,8 @@ async def _wait_collateral(session: aiohttp.ClientSession, url: str, expected: d
         await asyncio.sleep(0.05)
 
 
-def _trading_summary(figs: Any, accts: list[dict[str, Any]], maker: str, seconds: float) -> dict[str, Any]:
+def _trading_summary(figs: Any, accts: list[dict[str, Any]], maker: str, seconds: float,
+                     tickers: list[dict[str, Any]]) -> dict[str, Any]:
     """Trades, volume, positions and margin per account from the API's answers.
 
     Every trade appears as one maker fill and one taker fill; counting the taker fills of
@@ -124,11 +125,21 @@ def _trading_summary(figs: Any, accts: list[dict[str, Any]], maker: str, seconds
             "maintenance_margin": int(m.get("maintenance_margin", 0)),
             "free_collateral": int(m.get("free_collateral", 0)), "fills": len(a["fills"]),
             "positions": [{"instrument": p["instrument"], "size": int(p["size"]), "avg_entry": p.get("avg_entry"),
-                           "mark": p.get("mark"), "unrealised_pnl": p.get("unrealised_pnl")}
+                           "mark": p.get("mark"), "unrealised_pnl": p.get("unrealised_pnl"),
+                           "liquidation_price": p.get("liquidation_price"), "adl_rank": p.get("adl_rank")}
                           for p in m.get("positions", [])],
+            "greeks": m.get("greeks", {}),
         })
+    traded = [t for t in tickers if t["day"]["trades"]]
     return {"markets": figs.markets, "orders_sent": figs.orders_sent, "orders_accepted": figs.orders_accepted,
             "rejects": figs.rejects, "trades": trades, "volume_usdc_e6": volume, "seconds": seconds,
+            # the venue's own 24-hour figures (GET /v1/tickers): the same trades, counted by the core
+            "tickers": [{"instrument": t["instrument"], "trades_24h": t["day"]["trades"],
+                         "volume_24h": t["day"]["volume"], "quote_volume_24h_usdc_e6": t["day"]["quote_volume"],
+                         "last": t["last_price"], "mark": t["mark"], "open_interest": t["open_interest"]}
+                        for t in traded],
+            "ticker_volume_matches_fills": sum(t["day"]["quote_volume"] for t in traded) == volume
+            and sum(t["day"]["trades"] for t in traded) == trades,
             "batch_ack_ms_median": statistics.median(figs.ack_ms) if figs.ack_ms else None,
             "maker_switch_deadline_ms": figs.switch_deadline_ms, "accounts": per}
 
@@ -140,6 +151,9 @@ def _print_trading(t: dict[str, Any]) -> None:
     if t.get("maker_switch_deadline_ms"):
         print("market maker's dead man's switch armed: its quotes are cancelled at "
               f"{t['maker_switch_deadline_ms']} ms unless it re-arms")
+    print(f"tickers (24 h, by the venue): {sum(x['trades_24h'] for x in t['tickers'])} trades, "
+          f"{_fmt_units(sum(x['quote_volume_24h_usdc_e6'] for x in t['tickers']), 6)} USDC on "
+          f"{len(t['tickers'])} instruments; equal to the fills' count: {t['ticker_volume_matches_fills']}")
     print(f"{'account':<44} {'role':<13} {'equity':>16} {'init. margin':>14} {'free':>16} {'fills':>5}  positions")
     for a in t["accounts"]:
         pos = ", ".join(f"{p['instrument']} {p['size']:+d}" for p in a["positions"]) or "-"
@@ -351,7 +365,9 @@ async def run_demo(settings: Settings, report_path: Path | None = None, traders:
             accts = await account_rows(session, svc.url, [maker.address] + [k.address for k in keys])
             async with session.get(f"{svc.url}/v1/chains") as r:
                 ledger_chains = {c["chain_id"]: c for c in (await r.json())["chains"]}
-        trading = _trading_summary(figs, accts, maker.address, trading_s)
+            async with session.get(f"{svc.url}/v1/tickers") as r:
+                tickers = (await r.json())["tickers"]
+        trading = _trading_summary(figs, accts, maker.address, trading_s, tickers)
         _print_trading(trading)
 
         relayer, relayer_task, relay_stop = await _start_relayer(dep, engine)

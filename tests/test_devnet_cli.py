@@ -112,6 +112,8 @@ def test_demo_reconciles_every_chain_and_writes_report(tmp_path):
         assert c["deposits_onchain"] == c["deposits_ledger"] > 0
     assert "RECONCILED" in p.stdout and "MISMATCH" not in p.stdout
     assert body["trading"]["maker_switch_deadline_ms"] > 0  # the maker re-armed its dead man's switch each round
+    # the venue's own 24-hour ticker figures count the same trades and volume as the fills do
+    assert body["trading"]["ticker_volume_matches_fills"] is True and body["trading"]["tickers"]
     feeds = {f["feed"]: f for f in body["feeds"]}
     assert {"ETH-USD", "BTC-USD", "SPY-USD", "XAU-USD", "EUR-USD", "TBILL-NAV"} <= set(feeds)
     assert feeds["ETH-USD"]["status"] == "ok" and float(feeds["ETH-USD"]["price"]) > 0
