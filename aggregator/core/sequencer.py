@@ -2954,7 +2954,8 @@ class Sequencer:
 
     # ================================================================== snapshot
 
-    _NOT_STATE = ("_cfg", "_handlers", "_tree", "_touched", "_adl_cache")  # _adl_cache: reads only
+    # caches, not state: _adl_cache (reads only), _delta_cache (a function of marks and the clock)
+    _NOT_STATE = ("_cfg", "_handlers", "_tree", "_touched", "_adl_cache", "_delta_cache")
 
     def snapshot(self) -> bytes:
         """Return the whole state as bytes (pickle: trusted storage only, like the journal)."""
