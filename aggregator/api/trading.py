@@ -283,6 +283,32 @@ async def get_ticker(request: web.Request) -> web.Response:
         raise ApiError(f"instrument {inst!r} is not active", code="unknown_instrument", status=404) from None
 
 
+_CANDLE_MINUTES = {"1m": 1, "5m": 5, "15m": 15, "1h": 60}
+
+
+async def get_candles(request: web.Request) -> web.Response:
+    svc = _service(request)
+    inst = _instrument_or_404(svc, request.match_info["instrument"])
+    interval = request.query.get("interval", "1m")
+    if interval not in _CANDLE_MINUTES:
+        raise ApiError(f"interval must be one of {sorted(_CANDLE_MINUTES)}, got {interval[:10]!r}",
+                       code="invalid_request")
+    limit = _int_query(request, "limit", 1440, 1, 1440)
+    return _json({"instrument": inst, "interval": interval,
+                  "candles": svc.sequencer.candles(inst, _CANDLE_MINUTES[interval], limit)})
+
+
+async def get_funding_history(request: web.Request) -> web.Response:
+    svc = _service(request)
+    inst = _instrument_or_404(svc, request.match_info["instrument"])
+    limit = _int_query(request, "limit", 100, 1, 1000)
+    try:
+        hist = svc.sequencer.funding_history(inst, limit)
+    except KeyError:  # UnknownInstrument: an option
+        raise ApiError(f"{inst!r} is not a perpetual", code="invalid_request") from None
+    return _json({"instrument": inst, "funding": hist})
+
+
 async def get_trades(request: web.Request) -> web.Response:
     svc = _service(request)
     inst = _instrument_or_404(svc, request.match_info["instrument"])
@@ -430,6 +456,15 @@ def _routes() -> list[Route]:
               "(by the minute); perps: funding rate and next funding time; options: Black-76 Greeks on the "
               "mark's inputs and the implied vols of the mark, best bid and best ask", "market data",
               response="Ticker", errors=("unknown_instrument",)),
+        Route("GET", "/v1/markets/{instrument}/candles", get_candles,
+              "OHLCV candles of the last 24 hours, oldest first: [open time ms, open, high, low, close (quote "
+              "units), volume (size units)]; intervals without a trade have none", "market data",
+              query=(("interval", "1m (default), 5m, 15m or 1h", False), ("limit", "1..1440, default 1440", False)),
+              errors=("unknown_instrument", "invalid_request")),
+        Route("GET", "/v1/markets/{instrument}/funding-history", get_funding_history,
+              "A perpetual's last funding intervals, oldest first: time, rate (1e-8 per interval), mark",
+              "market data", query=(("limit", "1..1000, default 100", False),),
+              errors=("unknown_instrument", "invalid_request")),
         Route("GET", "/v1/markets/{instrument}/trades", get_trades, "Recent trades", "market data",
               query=(("limit", "1..1000, default 100", False),), errors=("unknown_instrument", "invalid_request")),
         Route("POST", "/v1/orders", _signed_handler("order"), "Place one signed order", "trading",

@@ -284,6 +284,26 @@ class OmniclearClient:
         """Return ``{symbol: funding rate}`` of every perpetual (or of ``symbols``)."""
         return {m.symbol: parse.funding_rate(m, t) for m, t in await self._tickers(symbols) if m.kind == "perpetual"}
 
+    async def fetch_ohlcv(self, symbol: str, timeframe: str = "1m", since: int | None = None,
+                          limit: int | None = None, params: Mapping[str, Any] | None = None) -> list[list[Any]]:
+        """Return ``[[ms, open, high, low, close, volume], ...]`` of the last 24 hours, oldest first
+        (timeframes 1m, 5m, 15m, 1h; minutes without a trade have no candle)."""
+        m = await self.market(symbol)
+        js = await self._fetch("GET", f"/v1/markets/{m.id}/candles",
+                               params={"interval": timeframe, "limit": str(min(limit or 1440, 1440))})
+        return [[int(t), m.price(o), m.price(h), m.price(lo), m.price(c), m.amount(v)]
+                for t, o, h, lo, c, v in js["candles"] if since is None or int(t) >= since]
+
+    async def fetch_funding_rate_history(self, symbol: str, since: int | None = None, limit: int | None = None,
+                                         params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Return a perpetual's funding rates charged, oldest first (ccxt funding rate history)."""
+        m = await self.market(symbol)
+        js = await self._fetch("GET", f"/v1/markets/{m.id}/funding-history",
+                               params={"limit": str(min(limit or 1000, 1000))})
+        return [{"info": f, "symbol": m.symbol, "fundingRate": Decimal(int(f["rate_e8"])) / 10**8,
+                 "timestamp": int(f["ts_ms"]), "datetime": iso8601(int(f["ts_ms"]))}
+                for f in js["funding"] if since is None or int(f["ts_ms"]) >= since]
+
     async def fetch_greeks(self, symbol: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Return an option's ccxt greeks (Black-76 on the mark's inputs, bid/ask implied vols); ``BadSymbol``
         for a perpetual."""

@@ -11,6 +11,9 @@ computes the rest when read.
     than that are dropped when the next trade opens a bucket, so memory stays at most
     1,441 buckets per market.
 
+Candles (``DayStats.candles``) are those minute buckets grouped into 1, 5, 15 or 60 minute
+    intervals: open, high, low, close and volume of the trades in each.
+
 Option Greeks (``option_greeks``)
     Black-76 on the oracle index as the forward (r = 0), the underlying's ``option_vol``
     and the time to expiry from the mark's time: the same inputs as the option's mark
@@ -76,6 +79,29 @@ class DayStats:
         return {"volume": sum(b[1] for b in live), "quote_volume": sum(b[2] for b in live),
                 "high": max(b[3] for b in live), "low": min(b[4] for b in live), "open": live[0][5],
                 "close": live[-1][6], "trades": sum(b[7] for b in live)}
+
+
+    def candles(self, now_ms: int, minutes: int, limit: int) -> list[list[int]]:
+        """Return up to ``limit`` newest ``[open time ms, open, high, low, close, volume]`` candles of
+        ``minutes`` minutes (aligned to multiples of it since the epoch) over the last 24 hours, oldest
+        first; intervals without a trade have no candle."""
+        first = now_ms // MINUTE_MS - DAY_MINUTES + 1
+        out: list[list[int]] = []
+        for b in self.buckets:
+            if b[0] < first:
+                continue
+            start = b[0] // minutes * minutes * MINUTE_MS
+            if out and out[-1][0] == start:
+                c = out[-1]
+                if b[3] > c[2]:
+                    c[2] = b[3]
+                if b[4] < c[3]:
+                    c[3] = b[4]
+                c[4] = b[6]
+                c[5] += b[1]
+            else:
+                out.append([start, b[5], b[3], b[4], b[6], b[1]])
+        return out[-limit:] if limit > 0 else []
 
 
 def option_greeks(index: list[int], strike: list[int], years: list[float], vol: list[float],

@@ -419,6 +419,7 @@ class SequencerConfig:
     trades_kept: int = 200
     fills_kept: int = 200
     orders_kept: int = 200  # per account: ended orders kept for order status reads (Sequencer.order)
+    funding_kept: int = 720  # per perp: funding intervals kept for reads (30 days of hourly funding)
     # chains with a vault (``SettlementChain`` or a bare chain id: 6-decimal token, not checked)
     settlement_chains: tuple = ()
     # an account (an operator's or LPs') whose balances batches may move between chains instead
@@ -690,6 +691,7 @@ class Sequencer:
         d.setdefault("_lp_funding", {})  # chain -> deposits of the liquidity account there (rebalancing weights)
         d.setdefault("_mmp", {})  # (account, underlying) -> MmpState
         d.setdefault("_unwind_due", [])  # perps whose positions the fund took over this command, see _unwind
+        d.setdefault("_funding_hist", {})  # underlying -> deque of (ts_ms, rate_e8, mark) of each funding
         d.setdefault("_mmp_hit", [])
         d.setdefault("_delta_cache", {})  # option name -> (index, mark time, Black-76 delta), see _option_delta  # (account, underlying) whose limit this command's fills passed
         d.setdefault("_triggers", {})  # trigger id -> Trigger, untriggered, in placement order
@@ -2222,9 +2224,13 @@ class Sequencer:
                 continue
             rate = funding_rate_e8(ref, idx, clamp_e8)
             self._funding_rate[und] = rate
+            mark = self._mark[und]
+            hist = self._funding_hist.get(und)
+            if hist is None:
+                hist = self._funding_hist[und] = deque(maxlen=self._cfg.funding_kept)
+            hist.append((self._now_ms, rate, mark))
             if not rate:
                 continue
-            mark = self._mark[und]
             paid = received = 0
             for acct, ex in m.holders.items():
                 pay = funding_payment(ex.size, mark, rate, m.scale)
@@ -2610,6 +2616,23 @@ class Sequencer:
         else:
             d.update(self._option_view(m, d["best_bid"], d["best_ask"]))
         return d
+
+    def candles(self, instrument: str, minutes: int = 1, limit: int = 1440) -> list[list[int]]:
+        """Return ``[open ms, open, high, low, close, volume]`` candles of the last 24 hours, oldest first
+        (``DayStats.candles``); ``UnknownInstrument``."""
+        m = self._markets.get(instrument)
+        if m is None:
+            raise UnknownInstrument(f"instrument {instrument!r} is not listed")
+        return m.day.candles(self._now_ms, minutes, limit)
+
+    def funding_history(self, instrument: str, limit: int = 100) -> list[dict]:
+        """Return a perp's last funding intervals, oldest first (rate in 1e-8 per interval, mark);
+        ``UnknownInstrument`` if not a listed perp."""
+        m = self._markets.get(instrument)
+        if m is None or not m.is_perp:
+            raise UnknownInstrument(f"{instrument!r} is not a listed perpetual")
+        hist = list(self._funding_hist.get(m.underlying, ()))
+        return [{"ts_ms": t, "rate_e8": r, "mark": mk} for t, r, mk in (hist[-limit:] if limit > 0 else [])]
 
     def tickers(self) -> list[dict]:
         """Return ``ticker`` of every active market, by name."""

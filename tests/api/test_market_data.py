@@ -187,3 +187,30 @@ async def test_account_channel_carries_the_liquidation_and_the_deleveraging(env)
         (adl,) = [e for e in seen if e["type"] == "AutoDeleveraged"]
         assert (adl["account"], adl["instrument"], int(adl["size"]), adl["rank"]) == (api.a.address, "ETH-PERP", 10, 1)
     assert (await a.fetch_positions()) == []
+
+
+async def test_fetch_ohlcv_and_funding_rate_history(env):
+    api, a, b = env
+    await a.create_order(PERP, "limit", "sell", "1", "3010")
+    await b.create_order(PERP, "limit", "buy", "0.3", "3010")
+    api.clock.advance(60_000)
+    await a.create_order(PERP, "limit", "sell", "1", "3000")
+    await b.create_order(PERP, "limit", "buy", "0.5", "3010")  # fills 0.5 @ 3000 (best ask)
+    (c1, c2) = await a.fetch_ohlcv(PERP, "1m")
+    assert c1[1:] == [D("3010"), D("3010"), D("3010"), D("3010"), D("0.3")] and c2[0] - c1[0] == 60_000
+    (h1,) = await a.fetch_ohlcv(PERP, "1h")
+    assert h1[1:] == [D("3010"), D("3010"), D("3000"), D("3000"), D("0.8")]
+    assert await a.fetch_ohlcv(PERP, "1m", since=c2[0]) == [c2]
+    r = await api.client.get("/v1/markets/ETH-PERP/candles", params={"interval": "2m"})
+    assert r.status == 400 and (await r.json())["error"]["code"] == "invalid_request"
+    day = {"expiry": api.clock.now_ms // 1000 + 86_000}  # still resting at the funding time
+    await a.create_order(PERP, "limit", "sell", "0.1", "3000", day)
+    await b.create_order(PERP, "limit", "buy", "0.5", "2990", day)  # mid 2995, below the index 3000
+    api.clock.advance(api.service.sequencer._next_funding_ms - api.clock.now_ms)
+    await api.service.tick()
+    (f,) = await a.fetch_funding_rate_history(PERP)
+    assert f["fundingRate"] == D(-166_666) / 10**8  # (2995 - 3000) / 3000 in 1e-8, truncated toward zero
+    assert f["timestamp"] == api.clock.now_ms and f["symbol"] == PERP
+    opt = next(s for s, m in a.markets.items() if m["option"])
+    r = await api.client.get(f"/v1/markets/{a.markets[opt]['id']}/funding-history")
+    assert r.status == 400

@@ -166,3 +166,42 @@ def test_no_liquidation_price_without_a_perp_or_when_fully_covered():
     assert pos["liquidation_price"] is None  # 100k against 0.1 ETH long: no positive mark reaches maintenance
     (short,) = h.seq.account(BOB)["positions"]
     assert short["liquidation_price"] > 100 * 3_000 * USDC  # a short is liquidated far above
+
+
+# ------------------------------------------------------------------ candles and funding history
+
+
+def test_candles_group_minute_buckets_by_interval():
+    d = DayStats()
+    t = 9_960 * MIN  # a multiple of 5 and of 60 minutes
+    for minute, px, q in ((0, 100, 1), (0, 105, 2), (1, 95, 3), (4, 99, 1), (5, 120, 4), (61, 80, 1)):
+        d.add(t + minute * MIN + 5, px, q, px * q)
+    now = t + 61 * MIN
+    assert d.candles(now, 1, 10) == [[t, 100, 105, 100, 105, 3], [t + MIN, 95, 95, 95, 95, 3],
+                                     [t + 4 * MIN, 99, 99, 99, 99, 1], [t + 5 * MIN, 120, 120, 120, 120, 4],
+                                     [t + 61 * MIN, 80, 80, 80, 80, 1]]
+    assert d.candles(now, 5, 10) == [[t, 100, 105, 95, 99, 7], [t + 5 * MIN, 120, 120, 120, 120, 4],
+                                     [t + 60 * MIN, 80, 80, 80, 80, 1]]
+    assert d.candles(now, 60, 10) == [[t, 100, 120, 95, 120, 11], [t + 60 * MIN, 80, 80, 80, 80, 1]]
+    assert d.candles(now, 60, 1) == [[t + 60 * MIN, 80, 80, 80, 80, 1]]
+    assert d.candles(t + 1500 * MIN, 60, 10) == [[t + 60 * MIN, 80, 80, 80, 80, 1]]  # 24 h on: only minute 61 left
+
+
+def test_funding_history_records_each_interval_with_its_rate_and_mark():
+    h = Harness(config())
+    h.tick()
+    h.price("ETH-USD", 3_000)
+    for a in (ALICE, BOB):
+        h.deposit(a, 100_000 * USDC)
+    h.place(BOB, PERP, SELL, 3_000 * USDC, 100)
+    assert h.place(ALICE, PERP, BUY, 3_000 * USDC, 100, tif=IOC).result["filled"] == 100
+    h.place(BOB, PERP, SELL, 3_060 * USDC, 100)
+    h.place(ALICE, PERP, BUY, 3_040 * USDC, 100)  # mid 3050: clamped at +0.5%
+    h.advance(3_600_000)
+    out = h.tick()
+    rate = out.result["funding"][0]["rate_e8"]
+    assert rate == 50 * 10_000
+    assert h.seq.funding_history(PERP) == [{"ts_ms": h.now, "rate_e8": rate, "mark": 3_000 * USDC}]
+    assert h.seq._funding_hist["ETH"].maxlen == 720  # bounded by funding_kept
+    with pytest.raises(UnknownInstrument):
+        h.seq.funding_history(CALL)
