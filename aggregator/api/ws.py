@@ -16,8 +16,8 @@ Public channels
     ``{"op": "subscribe", "channel": "ticker", "instrument": ...}`` sends the instrument's
     ticker (as ``GET /v1/markets/{instrument}/ticker``) at once, then again after every
     published batch of commands that changed its book, traded it or moved its
-    underlying's mark: ``{"type": "ticker", "channel": "ticker", "instrument", "seq",
-    "ticker": {...}}``. A ticker is read from the sequencer when sent, so (like the REST
+    underlying's mark (coalesced: at most every 100 ms): ``{"type": "ticker", "channel":
+    "ticker", "instrument", "seq", "ticker": {...}}``. A ticker is read from the sequencer when sent, so (like the REST
     ticker) it may already include commands sequenced after ``seq``.
     Book and trade messages are only sent for durable commands (after the journal's
     fsync), in sequence order.
@@ -80,6 +80,7 @@ __all__ = ["ws_handler", "setup", "shutdown", "WsHub", "login_text_digest", "log
            "WS_LOGIN_TYPE", "MAX_QUEUE"]
 
 MAX_QUEUE = 10_000
+TICKER_INTERVAL_S = 0.1  # tickers of changed instruments go out together at most this often
 CHALLENGE_TTL_MS = 60_000
 WS_LOGIN_TYPE = "WsLogin(address account,string challenge)"
 _WS_LOGIN_TYPEHASH = eip712.keccak(WS_LOGIN_TYPE.encode())
@@ -209,6 +210,9 @@ class WsHub:
         self.books: dict[str, set[Conn]] = {}
         self.trades: dict[str, set[Conn]] = {}
         self.tickers: dict[str, set[Conn]] = {}
+        self._ticker_dirty: set[str] = set()  # changed since the last flush (see _send_tickers)
+        self._ticker_seq = 0
+        self._ticker_timer: asyncio.TimerHandle | None = None
         self.private: dict[str, set[Conn]] = {}  # account -> connections with any private channel
         self._unsub = service.subscribe(self.on_published)
 
@@ -264,7 +268,9 @@ class WsHub:
                     c.send(msg)
 
     def _send_tickers(self, batch: list[Published]) -> None:
-        """Send the ticker of every subscribed instrument the batch changed (book, trade or mark)."""
+        """Note every subscribed instrument the batch changed (book, trade or mark); their tickers go out
+        together at most every ``TICKER_INTERVAL_S`` (an option's ticker solves two implied vols: a burst
+        of mark updates must not recompute them per batch on the publishing path)."""
         changed: set[str] = set()
         unds: set[str] = set()
         for p in batch:
@@ -277,8 +283,19 @@ class WsHub:
                     unds.add(ev.underlying)
         if unds:
             changed.update(i for i in self.tickers if i.split("-", 1)[0] in unds)
-        seq = batch[-1].cmd.seq
-        for inst in sorted(changed):
+        changed.intersection_update(i for i, c in self.tickers.items() if c)
+        if not changed:
+            return
+        self._ticker_dirty |= changed
+        self._ticker_seq = batch[-1].cmd.seq
+        if self._ticker_timer is None:
+            self._ticker_timer = asyncio.get_running_loop().call_later(TICKER_INTERVAL_S, self._flush_tickers)
+
+    def _flush_tickers(self) -> None:
+        self._ticker_timer = None
+        dirty, self._ticker_dirty = self._ticker_dirty, set()
+        seq = self._ticker_seq
+        for inst in sorted(dirty):
             conns = self.tickers.get(inst)
             if not conns:
                 continue
@@ -306,6 +323,9 @@ class WsHub:
                     del self.private[conn.account]
 
     async def close_all(self) -> None:
+        if self._ticker_timer is not None:
+            self._ticker_timer.cancel()
+            self._ticker_timer = None
         for c in list(self.conns):
             c.closed = True
             await c.ws.close(code=1001, message=b"server shutdown")
@@ -486,7 +506,7 @@ def _subscribe(conn: Conn, hub: WsHub, service: SequencerService, req: _Subscrib
         conn.send_obj({"type": "subscribed", "id": req.id, "channel": ch, "account": conn.account})
         if ch == "account":
             conn.send_obj({"type": "account", "channel": "account", "seq": service.last_seq,
-                           "account": jsonable(service.sequencer.account(conn.account))})
+                           "account": jsonable(service.sequencer.account(conn.account)), "events": []})
     else:
         conn.send_obj(_err(req.id, 400, "invalid_request", f"unknown channel {ch[:32]!r}"))
 

@@ -11,7 +11,7 @@ __all__ = ["STATUS", "SIDE", "TIF", "order_from_result", "order_from_open", "tra
            "public_trade", "book_side", "average", "ticker", "funding_rate", "greeks"]
 
 STATUS = {"open": "open", "partially_filled": "open", "untriggered": "open", "filled": "closed", "cancelled": "canceled",
-          "canceled": "canceled", "expired": "expired", "rejected": "rejected"}
+          "canceled": "canceled", "expired": "expired", "rejected": "rejected", "triggered": "closed"}
 SIDE = {1: "buy", 2: "sell", "buy": "buy", "sell": "sell"}
 TIF = {1: "GTC", 2: "IOC", 3: "FOK", 4: "PO"}
 _AVG = Context(prec=28)
@@ -32,8 +32,14 @@ def average(market: Market, fills: list[tuple[int, int]]) -> Decimal | None:
 def _order(market: Market, *, id_: Any, coid: int | None, status: str, side: str | None, type_: str | None,
            tif: int | None, reduce_only: bool | None, price: int | None, size: int | None, filled: int,
            remaining: int, fills: list[tuple[int, int]], fee: int | None, ts_ms: int | None,
-           trades: list[dict[str, Any]], info: Any, trigger_price: int | None = None) -> dict[str, Any]:
+           trades: list[dict[str, Any]], info: Any, trigger_price: int | None = None,
+           value: int | None = None) -> dict[str, Any]:
+    """``value``: the venue's sum of price * size of the fills (unscaled), when ``fills`` are not listed."""
     cost = sum((market.cost(p, s) for p, s in fills), Decimal(0)) if fills else None
+    avg = average(market, fills)
+    if value is not None and filled and not fills:
+        cost = from_units(value, market.size_decimals + QUOTE_DECIMALS)
+        avg = _AVG.divide(Decimal(value), Decimal(filled * 10**QUOTE_DECIMALS))
     return {
         "id": None if id_ is None else str(id_), "clientOrderId": str(coid) if coid else None,
         "timestamp": ts_ms, "datetime": iso8601(ts_ms), "lastTradeTimestamp": None,
@@ -44,7 +50,7 @@ def _order(market: Market, *, id_: Any, coid: int | None, status: str, side: str
         "triggerPrice": market.price(trigger_price) if trigger_price else None,
         "amount": market.amount(size) if size is not None else None,
         "filled": market.amount(filled), "remaining": market.amount(remaining),
-        "cost": cost if cost is not None else Decimal(0), "average": average(market, fills),
+        "cost": cost if cost is not None else Decimal(0), "average": avg,
         "trades": trades, "fee": _fee(fee), "fees": [_fee(fee)] if fee is not None else [], "info": info,
     }
 
@@ -74,15 +80,18 @@ def order_from_result(market: Market, result: dict[str, Any], info: Any, *, side
 
 def order_from_open(market: Market, o: dict[str, Any]) -> dict[str, Any]:
     """Return the ccxt order of one ``GET /v1/orders`` entry (an untriggered trigger order: ``triggerPrice``
-    set, ``type`` its order's type, status open)."""
+    set, ``type`` its order's type, status open), or of an ended one (``GET /v1/orders/status`` or
+    ``/history``: cost and average from ``filled_value``; a trigger that fired is ``closed``)."""
     tif = int(o.get("time_in_force") or 1)
     trigger = o.get("type") == "trigger"
+    otype = str(o.get("order_type") or "limit")
     return _order(market, id_=o["order_id"], coid=int(o.get("client_order_id") or 0), status=str(o["status"]),
-                  side=SIDE.get(o.get("side")), type_=str(o.get("order_type", "limit")) if trigger else "limit",
+                  side=SIDE.get(o.get("side")), type_=otype if trigger or otype != "trigger" else "limit",
                   tif=tif, reduce_only=bool(o.get("reduce_only")),
                   price=int(o["price"]), size=int(o["size"]), filled=int(o["filled"]), remaining=int(o["remaining"]),
                   fills=[], fee=None, ts_ms=o.get("ts_ms"), trades=[], info=o,
-                  trigger_price=int(o["trigger_price"]) if trigger else None)
+                  trigger_price=int(o["trigger_price"]) if trigger else None,
+                  value=int(o["filled_value"]) if o.get("filled_value") is not None else None)
 
 
 def trade_id(seq: Any, maker_order_id: Any) -> str:

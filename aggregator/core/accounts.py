@@ -109,7 +109,7 @@ class RestingOrder:
     """The sequencer's record of an order resting in a book (for reserves and reads)."""
 
     __slots__ = ("order_id", "client_order_id", "account", "market", "side", "price", "size", "remaining",
-                 "reduce_only", "tif", "ts_ms", "expiry_ms")
+                 "reduce_only", "tif", "ts_ms", "expiry_ms", "value")
 
     def __init__(self, order_id: int, client_order_id: int, account: Account, market: Market, side: int,
                  price: int, size: int, remaining: int, reduce_only: bool, tif: int, ts_ms: int,
@@ -126,6 +126,7 @@ class RestingOrder:
         self.tif = tif
         self.ts_ms = ts_ms
         self.expiry_ms = expiry_ms  # the signed order's expiry: it rests until then (good-til-time)
+        self.value = 0  # sum of price * size of its fills so far (unscaled), for the average fill price
 
 
 class Account:

@@ -13,7 +13,12 @@ Invariants (each one is checked by ``tests/sequencer``)
       ``ConservationError`` is raised. Fees go to the fee account, penalties and rounding
       remainders to the insurance fund, so sum(all balances) == sum(credited deposits) -
       sum(reserved withdrawals) always (``deposited - withdrawn``).
-    - Integers only in the ledger. Floats exist only in informational option marks.
+    - Integers only in the ledger. Floats enter the rules in two places, both from Black-76
+      (``aggregator.core.pricing``, numpy): an option's mark when a bankrupt account's
+      options are taken over (converted down to an integer amount), and an option fill's
+      delta for the MMP delta limit (``round``ed to a size unit). Both are deterministic for a
+      given machine and numpy build; a replay elsewhere could differ only if a result lands
+      within the last bits of a rounding boundary. A fixed-point Black-76 would remove that.
     - A reject changes nothing: no balance, position, order, nonce or session changes
       (an order id may be consumed by a book-level FOK/post-only reject, which is not
       state). Every reject carries a stable ``RejectCode``.
@@ -310,8 +315,11 @@ __all__ = [
 
 _BUY, _SELL = 1, 2
 # how an order ended, in Account.done records (Sequencer._drop)
-_DONE_STATUS = ("filled", "cancelled", "expired")
-_FILLED, _CANCELLED, _EXPIRED = 0, 1, 2
+# Account.done records: (order id, client order id, instrument, side, price, size, filled, status, ts_ms,
+# done_ms, reduce_only, tif, filled value (sum of price * size, unscaled), order type (1 limit, 2 market,
+# 3 trigger), the order a trigger placed (0: none))
+_DONE_STATUS = ("filled", "cancelled", "expired", "triggered", "rejected")
+_FILLED, _CANCELLED, _EXPIRED, _TRIGGERED, _REJECTED = 0, 1, 2, 3, 4
 _DONE_CODE = {s: i for i, s in enumerate(_DONE_STATUS)}
 _GTC, _IOC, _FOK, _POST = 1, 2, 3, 4
 _CLOSED_STATUSES = frozenset(("market-closed", "halted", "stale"))
@@ -1015,7 +1023,7 @@ class Sequencer:
             acct.ro_orders -= 1
         self._unreserve(r)
         acct.done.append((order_id, r.client_order_id, r.market.name, r.side, r.price, r.size, r.size - r.remaining,
-                          status, r.ts_ms, self._now_ms, r.reduce_only, r.tif))
+                          status, r.ts_ms, self._now_ms, r.reduce_only, r.tif, r.value, 1, 0))
         return r
 
     # ------------------------------------------------------------------ orders
@@ -1129,7 +1137,7 @@ class Sequencer:
         assert acct is not None
         out_events: list = list(events)
         fills: list = []
-        filled = 0
+        filled = value = 0
         ended = None
         fee_total = tcash = fees = 0
         for e in events:
@@ -1139,6 +1147,7 @@ class Sequencer:
                 tcash += tc
                 fees += fs
                 filled += e.size
+                value += e.price * e.size
                 fee_total += tf
                 fills.append({"price": e.price, "size": e.size, "fee": tf, "maker_order_id": e.maker_order_id})
             elif t is OrderCancelled:
@@ -1154,6 +1163,7 @@ class Sequencer:
         if remaining and ended is None:
             exp_ms = o.expiry * 1000
             r = RestingOrder(oid, coid, acct, m, side, price, size, remaining, reduce_only, tif, self._now_ms, exp_ms)
+            r.value = value
             self._gtd.push(exp_ms, oid)
             self._orders[oid] = r
             acct.orders[oid] = r
@@ -1164,7 +1174,7 @@ class Sequencer:
         else:
             status = "filled" if not remaining else ended
             acct.done.append((oid, coid, m.name, side, price, size, filled, _DONE_CODE[status], self._now_ms,
-                              self._now_ms, reduce_only, tif))
+                              self._now_ms, reduce_only, tif, value, o.order_type, 0))
         if self._ro_dirty:
             self._enforce_reduce_only(out_events)
         if self._mmp_hit:
@@ -1238,13 +1248,14 @@ class Sequencer:
         else:
             mex.sell_qty -= q
         mk.remaining = e.maker_remaining
+        mk.value += p * q
         if not e.maker_remaining:
             del self._orders[mk.order_id]
             del maker.orders[mk.order_id]
             if mk.reduce_only:
                 maker.ro_orders -= 1
             maker.done.append((mk.order_id, mk.client_order_id, m.name, mk.side, mk.price, mk.size, mk.size,
-                               _FILLED, mk.ts_ms, self._now_ms, mk.reduce_only, mk.tif))
+                               _FILLED, mk.ts_ms, self._now_ms, mk.reduce_only, mk.tif, mk.value, 1, 0))
         if self._mmp and not m.is_perp and not mk.reduce_only:
             key = (maker.address, m.underlying)
             st = self._mmp.get(key)
@@ -1551,9 +1562,10 @@ class Sequencer:
                 return t
         return None
 
-    def _remove_trigger(self, t: Trigger, fired: bool = False) -> None:
+    def _remove_trigger(self, t: Trigger, fired: bool = False, status: int = _CANCELLED) -> None:
         """Forget an untriggered trigger. Its heap entry stays (lazy deletion) unless it fired (popped already);
-        the heaps are rebuilt once such dead entries outnumber the live triggers."""
+        the heaps are rebuilt once such dead entries outnumber the live triggers. Unless it fired (the
+        caller records that, with the order it placed), it is recorded as ended with ``status``."""
         del self._triggers[t.trigger_id]
         mine = self._acct_triggers[t.account]
         del mine[t.trigger_id]
@@ -1561,6 +1573,7 @@ class Sequencer:
             del self._acct_triggers[t.account]
         if fired:
             return
+        self._record_trigger(t, status, 0)
         self._trig_dead += 1
         if self._trig_dead > 64 and self._trig_dead > len(self._triggers):
             live = self._triggers
@@ -1573,6 +1586,12 @@ class Sequencer:
                     else:
                         del heaps[und]
             self._trig_dead = 0
+
+    def _record_trigger(self, t: Trigger, status: int, placed: int) -> None:
+        acct = self._accounts.get(t.account)
+        if acct is not None:
+            acct.done.append((t.trigger_id, t.client_order_id, t.instrument, t.side, t.price, t.size, 0, status,
+                              t.ts_ms, self._now_ms, t.reduce_only, t.time_in_force, 0, 3, placed))
 
     def _cancel_triggers(self, addr: str, instrument: str | None, reason: str, events: list) -> list[int]:
         """Remove the account's untriggered triggers (of one instrument, or all), by id; return their ids."""
@@ -1617,8 +1636,10 @@ class Sequencer:
                 out = self._submit(t, None, seq)
             except _Reject as r:
                 events.append(TriggerRejected(t.account, tid, r.code.value, r.message))
+                self._record_trigger(t, _REJECTED, 0)
                 refused += 1
                 continue
+            self._record_trigger(t, _TRIGGERED, out.result["order_id"])
             events.append(TriggerFired(t.account, tid, out.result["order_id"]))
             events.extend(out.events)
         return len(due), refused
@@ -1643,7 +1664,7 @@ class Sequencer:
             t = live.get(tid)
             if t is None:  # fired or cancelled since
                 continue
-            self._remove_trigger(t)
+            self._remove_trigger(t, status=_EXPIRED)
             events.append(TriggerCancelled(t.account, t.instrument, tid, t.client_order_id, "GOOD_TIL_TIME"))
             n += 1
         return n
@@ -1699,6 +1720,7 @@ class Sequencer:
                 tcash += tc
                 fees += fs
                 r.remaining = e.taker_remaining
+                r.value += e.price * e.size
                 fills.append({"price": e.price, "size": e.size, "fee": tf, "maker_order_id": e.maker_order_id})
             elif t is OrderCancelled:
                 if e.order_id == r.order_id:
@@ -1717,7 +1739,8 @@ class Sequencer:
                 acct.ro_orders -= 1
             status = "cancelled" if ended else "filled"
             acct.done.append((r.order_id, r.client_order_id, m.name, r.side, r.price, r.size, r.size - r.remaining,
-                              _CANCELLED if ended else _FILLED, r.ts_ms, self._now_ms, r.reduce_only, r.tif))
+                              _CANCELLED if ended else _FILLED, r.ts_ms, self._now_ms, r.reduce_only, r.tif,
+                              r.value, 1, 0))
         if self._ro_dirty:
             self._enforce_reduce_only(out_events)
         if self._mmp_hit:
@@ -1995,7 +2018,7 @@ class Sequencer:
         Per perp (in the order they were taken over): the fund's net position (opposite
         liquidations net out for free) is sent to the book as IOC orders, at most
         ``max_size`` each, limited to ``liquidation_band_bps`` from the mark (the fund's loss
-        there is at most about what the penalty paid it). What the book does not take is
+        there is at most the band's width). What the book does not take is
         auto-deleveraged at the mark: the opposite side's positions, ranked by profit ratio
         (unrealised PnL over entry value) times leverage (notional at the mark over equity),
         or divided by it for a loss, highest first, ties by address, are reduced until the fund
@@ -2004,7 +2027,8 @@ class Sequencer:
         where variation already settled them, so no cash moves; resting reduce-only orders
         are re-capped afterwards. So the fund never carries a perp's market risk from one
         command to the next; it keeps the penalties, pays the bankruptcies and the unwind's
-        slippage within the band.
+        slippage within the band (which the penalty covers only when the account had that much
+        equity left: a bankrupt account pays none).
         """
         due, self._unwind_due = self._unwind_due, []
         ins = self._insurance
@@ -2676,11 +2700,13 @@ class Sequencer:
         return hit[1].get(acct.address)
 
     def _liquidation_prices(self, acct: Account) -> dict[str, int]:
-        """Return, per underlying the account holds a perp on, the mark at which its equity would meet
-        its maintenance requirement if only that mark moved (an estimate: the other marks, and every
-        short option's requirement, held where they are now; the perps' variation and requirement
-        are linear in the mark). Absent: no positive such mark (that underlying alone cannot
-        liquidate it). Quote units, rounded toward the current mark (the first tick at or past it)."""
+        """Return, per underlying the account holds a perp on, the first mark (on the perp's tick grid)
+        at which the sweep would liquidate it if only that mark moved: just past the mark ``P`` where
+        equity meets the maintenance requirement (below ``P`` when net long, above when net short).
+        An estimate: the other marks, and every short option's requirement, are held where they are
+        now; the perps' variation and requirement are linear in the mark, so for perps alone it is
+        exact up to the requirement's rounding. Absent: no positive ``P`` (that underlying alone
+        cannot liquidate the account)."""
         per: dict[str, list] = {}
         for ex in acct.exposures.values():
             if ex.size and ex.market.is_perp:
@@ -2699,8 +2725,12 @@ class Sequencer:
                 continue
             mark = self._mark[und]
             p = (mm - now_req - acct.total + delta * mark) / den
-            if p > 0:
-                out[und] = math.floor(p) if p < mark else math.ceil(p)
+            if p <= 0:
+                continue
+            tick = self._perp[und].tick
+            k = math.ceil(p / tick) - 1 if delta > 0 else math.floor(p / tick) + 1
+            if k > 0:
+                out[und] = k * tick
         return out
 
     def _account_greeks(self, acct: Account) -> dict:
@@ -2811,16 +2841,19 @@ class Sequencer:
             out.append({"order_id": oid, "client_order_id": r.client_order_id, "instrument": r.market.name,
                         "side": "buy" if r.side == _BUY else "sell", "price": r.price, "size": r.size,
                         "filled": r.size - r.remaining, "remaining": r.remaining, "reduce_only": r.reduce_only,
-                        "time_in_force": r.tif,
+                        "time_in_force": r.tif, "filled_value": r.value,
+                        "average_price": r.value // (r.size - r.remaining) if r.value else None,
                         "status": "open" if r.size == r.remaining else "partially_filled", "ts_ms": r.ts_ms})
         return out
 
     @staticmethod
     def _done_dict(rec: tuple) -> dict:
-        oid, coid, name, side, price, size, filled, status, ts, done_ms, ro, tif = rec
+        oid, coid, name, side, price, size, filled, status, ts, done_ms, ro, tif, value, otype, placed = rec
         return {"order_id": oid, "client_order_id": coid, "instrument": name, "side": "buy" if side == _BUY else "sell",
                 "price": price, "size": size, "filled": filled, "remaining": 0, "reduce_only": ro,
-                "time_in_force": tif, "status": _DONE_STATUS[status], "ts_ms": ts, "done_ms": done_ms}
+                "time_in_force": tif, "status": _DONE_STATUS[status], "ts_ms": ts, "done_ms": done_ms,
+                "filled_value": value, "average_price": value // filled if filled else None,
+                "order_type": ("limit", "market", "trigger")[otype - 1], "triggered_order_id": placed or None}
 
     def order(self, address: str, order_id: int = 0, client_order_id: int = 0) -> dict | None:
         """Return one of the account's orders by id (or client order id, the latest with it): resting (as

@@ -136,6 +136,7 @@ async def test_fetch_order_follows_an_order_from_open_to_filled_and_history_list
     o = await a.fetch_order(None, PERP, {"clientOrderId": 5})
     assert (o["id"], o["status"], o["filled"], o["remaining"], o["price"]) == (ask["id"], "closed", D("1"), 0,
                                                                                D("3010"))
+    assert (o["cost"], o["average"], o["type"]) == (D("3010"), D("3010"), "limit")
     gone = await a.create_order(PERP, "limit", "buy", "0.1", "2900")
     await a.cancel_order(gone["id"], PERP)
     assert (await a.fetch_order(gone["id"]))["status"] == "canceled"

@@ -136,10 +136,10 @@ def test_adl_rank_is_the_order_the_fund_deleverages_in():
 
 
 @pytest.mark.parametrize("side", [BUY, SELL])
-@pytest.mark.parametrize("beyond", [False, True])
-def test_liquidation_price_is_where_the_sweep_liquidates(side: int, beyond: bool):
-    """One perp position: the estimate is exact. The first mark on the tick grid before it leaves the
-    account standing; the first one beyond it liquidates."""
+@pytest.mark.parametrize("at", [False, True])
+def test_liquidation_price_is_the_first_tick_where_the_sweep_liquidates(side: int, at: bool):
+    """One perp position: the estimate is exact. At the reported mark the sweep liquidates; one tick
+    before it (toward the current mark) it does not."""
     tick = 10_000
     h = funded(BOB)
     h.deposit(CAROL, 400 * USDC)
@@ -147,15 +147,13 @@ def test_liquidation_price_is_where_the_sweep_liquidates(side: int, beyond: bool
     assert h.place(CAROL, PERP, side, 3_000 * USDC, 1000, tif=IOC).result["filled"] == 1000
     (pos,) = h.seq.account(CAROL)["positions"]
     liq = pos["liquidation_price"]
+    assert liq % tick == 0
     eq = 400 * USDC - 1_500_000  # after the taker fee; maintenance 5% of the notional at the mark
-    assert abs(liq - ((3_000 * USDC - eq) / 0.95 if side == BUY else (3_000 * USDC + eq) / 1.05)) < 1
-    falls = side == BUY  # a long is liquidated as the mark falls
-    if beyond:
-        px = (liq - 1) // tick * tick if falls else -(-(liq + 1) // tick) * tick
-    else:
-        px = -(-(liq + 1) // tick) * tick if falls else (liq - 1) // tick * tick
+    exact = (3_000 * USDC - eq) / 0.95 if side == BUY else (3_000 * USDC + eq) / 1.05
+    assert 0 < (exact - liq if side == BUY else liq - exact) <= tick
+    px = liq if at else liq + tick if side == BUY else liq - tick
     out = h.price("ETH-USD", px / USDC)
-    assert out.result["liquidations"] == (1 if beyond else 0), (px, liq)
+    assert out.result["liquidations"] == (1 if at else 0), (px, liq)
 
 
 def test_no_liquidation_price_without_a_perp_or_when_fully_covered():

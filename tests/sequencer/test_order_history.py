@@ -60,3 +60,38 @@ def test_history_is_bounded_per_account_and_survives_replay():
         fresh.apply(C.decode(C.encode(cmd)))
     assert fresh.closed_orders(ALICE) == h.seq.closed_orders(ALICE)
     assert Sequencer.restore(h.cfg, h.seq.snapshot()).closed_orders(ALICE) == h.seq.closed_orders(ALICE)
+
+
+def test_market_orders_keep_their_type_and_average_fill_price():
+    h = funded(ALICE, BOB)
+    h.place(BOB, PERP, SELL, 3_000 * USDC, 300)
+    h.place(BOB, PERP, SELL, 3_010 * USDC, 300)
+    oid = h.place(ALICE, PERP, BUY, 0, 400, order_type=2).result["order_id"]  # market: band price recorded
+    o = h.seq.order(ALICE, oid)
+    assert (o["order_type"], o["status"], o["filled"]) == ("market", "filled", 400)
+    assert o["filled_value"] == 3_000 * USDC * 300 + 3_010 * USDC * 100
+    assert o["average_price"] == (3_000 * USDC * 300 + 3_010 * USDC * 100) // 400
+    maker = h.seq.order(BOB, oid - 1)  # the 3010 ask: 100 of 300 filled, still open
+    assert (maker["status"], maker["filled_value"]) == ("partially_filled", 3_010 * USDC * 100)
+
+
+def test_trigger_orders_are_recorded_when_cancelled_expired_fired_or_refused():
+    h = funded(ALICE, BOB)
+    h.place(BOB, PERP, SELL, 3_000 * USDC, 100)
+    assert h.place(ALICE, PERP, BUY, 3_000 * USDC, 100, tif=IOC).result["filled"] == 100
+    h.place(BOB, PERP, BUY, 2_890 * USDC, 1000)
+    cancel = h.trigger(ALICE, PERP, SELL, 2_800 * USDC, 100, reduce_only=True).result["order_id"]
+    short = h.trigger(ALICE, PERP, SELL, 2_700 * USDC, 100, expiry=h.now // 1000 + 10).result["order_id"]
+    fire = h.trigger(ALICE, PERP, SELL, 2_950 * USDC, 100, reduce_only=True).result["order_id"]
+    refuse = h.trigger(ALICE, PERP, SELL, 2_960 * USDC, 10_000_000).result["order_id"]  # too big for her margin
+    assert h.cancel(ALICE, PERP, order_id=cancel).accepted
+    out = h.price("ETH-USD", 2_940)
+    placed = next(e.order_id for e in out.events if type(e).__name__ == "TriggerFired")
+    h.advance(11_000)
+    h.tick()
+    s = h.seq
+    assert s.order(ALICE, cancel)["status"] == "cancelled" and s.order(ALICE, short)["status"] == "expired"
+    f = s.order(ALICE, fire)
+    assert (f["status"], f["order_type"], f["triggered_order_id"]) == ("triggered", "trigger", placed)
+    assert s.order(ALICE, placed)["status"] == "filled"  # the order it placed sold into Bob's bid
+    assert s.order(ALICE, refuse)["status"] == "rejected"
