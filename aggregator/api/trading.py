@@ -345,12 +345,18 @@ async def post_batch(request: web.Request) -> web.Response:
     return _json({"results": await process_batch(svc, limits, items)})
 
 
-async def get_open_orders(request: web.Request) -> web.Response:
+def _account_and_instrument(request: web.Request) -> tuple[SequencerService, str, str | None]:
+    """Return the service, the ``account`` query and the optional ``instrument`` query (404 if unknown)."""
     svc = _service(request)
     account = account_query(request)
     inst = request.query.get("instrument") or None
     if inst is not None:
         _instrument_or_404(svc, inst)
+    return svc, account, inst
+
+
+async def get_open_orders(request: web.Request) -> web.Response:
+    svc, account, inst = _account_and_instrument(request)
     return _json({"account": account, "orders": jsonable(svc.sequencer.open_orders(account, inst))})
 
 
@@ -369,11 +375,7 @@ async def get_order(request: web.Request) -> web.Response:
 
 
 async def get_order_history(request: web.Request) -> web.Response:
-    svc = _service(request)
-    account = account_query(request)
-    inst = request.query.get("instrument") or None
-    if inst is not None:
-        _instrument_or_404(svc, inst)
+    svc, account, inst = _account_and_instrument(request)
     limit = _int_query(request, "limit", 100, 1, 1000)
     return _json({"account": account, "orders": jsonable(svc.sequencer.closed_orders(account, inst, limit))})
 

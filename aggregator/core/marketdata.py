@@ -32,6 +32,7 @@ ADL rank (``adl_score``, ``adl_quintile``)
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from fractions import Fraction
 
@@ -131,7 +132,7 @@ def implied_vol_or_none(price: int | None, index: int, strike: int, years: float
         v = float(implied_vol(price / 1e6, index / 1e6, strike / 1e6, years, 0.0, is_call))
     except PricingError:
         return None
-    return None if v != v else v  # NaN: no vol reproduces the price
+    return None if math.isnan(v) else v  # NaN: no vol reproduces the price
 
 
 def adl_score(size: int, cost: int, mark: int, scale: int, equity: int) -> Fraction:

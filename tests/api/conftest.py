@@ -10,6 +10,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from aggregator.api.trading import TradingOptions, make_trading_app
 from aggregator.sequencer_service import SequencerService
+from aggregator.client import OmniclearClient
 from tests.api.helpers import Clock, Trader, make_service, seed
 
 
@@ -47,4 +48,24 @@ async def start_api(tmp_path, options: TradingOptions | None = None, **kw) -> tu
 async def api(tmp_path) -> AsyncIterator[Api]:
     client, api = await start_api(tmp_path)
     yield api
+    await client.close()
+
+
+def url(api: Api) -> str:
+    return str(api.client.server.make_url("")).rstrip("/")
+
+
+def make(api: Api, t: Trader, **kw) -> OmniclearClient:
+    """A client signing as ``t`` on the test clock."""
+    return OmniclearClient(url(api), "0x" + t.key.hex(), clock_ms=api.clock, **kw)
+
+
+@pytest.fixture
+async def env(tmp_path) -> AsyncIterator[tuple[Api, OmniclearClient, OmniclearClient]]:
+    """The API plus clients of traders A and B (closed afterwards)."""
+    client, api = await start_api(tmp_path)
+    a, b = make(api, api.a), make(api, api.b)
+    yield api, a, b
+    await a.close()
+    await b.close()
     await client.close()

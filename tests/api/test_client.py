@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import aiohttp
@@ -35,29 +34,13 @@ from aggregator.client import (
 )
 from aggregator.client.errors import ERROR_CLASSES, error_for
 from aggregator.client.units import NONCE_EPOCH_US
-from tests.api.conftest import Api, start_api
-from tests.api.helpers import DOMAIN, Trader
+from tests.api.conftest import make, start_api, url
+from tests.api.helpers import DOMAIN
 
 PERP = "ETH/USDC:USDC"
 D = Decimal
 
 
-@pytest.fixture
-async def env(tmp_path) -> AsyncIterator[tuple[Api, OmniclearClient, OmniclearClient]]:
-    client, api = await start_api(tmp_path)
-    a, b = make(api, api.a), make(api, api.b)
-    yield api, a, b
-    await a.close()
-    await b.close()
-    await client.close()
-
-
-def url(api: Api) -> str:
-    return str(api.client.server.make_url("")).rstrip("/")
-
-
-def make(api: Api, t: Trader, **kw) -> OmniclearClient:
-    return OmniclearClient(url(api), "0x" + t.key.hex(), clock_ms=api.clock, **kw)
 
 
 def count_requests(c: OmniclearClient) -> list[tuple[str, str]]:

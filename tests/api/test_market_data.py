@@ -1,32 +1,20 @@
-"""Tickers, funding rates and Greeks through REST and the ccxt-style client (real in-process API)."""
+"""Market data (tickers, funding, Greeks, candles), order status and the account channel through REST,
+WebSocket and the ccxt-style client (real in-process API; the ``env`` fixture is in conftest)."""
 
 from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import pytest
 
-from aggregator.client import BadSymbol, OmniclearClient
+from aggregator.client import BadSymbol
 from aggregator.core.pricing import black76_greeks
 from aggregator.core.risk import YEAR_MS
-from tests.api.conftest import Api, start_api
-from tests.api.test_client import make
 
 PERP = "ETH/USDC:USDC"
 D = Decimal
-
-
-@pytest.fixture
-async def env(tmp_path) -> AsyncIterator[tuple[Api, OmniclearClient, OmniclearClient]]:
-    client, api = await start_api(tmp_path)
-    a, b = make(api, api.a), make(api, api.b)
-    yield api, a, b
-    await a.close()
-    await b.close()
-    await client.close()
 
 
 async def test_ticker_rest_and_ccxt_shapes(env):

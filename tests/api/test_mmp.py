@@ -65,32 +65,24 @@ async def test_mmp_frozen_is_a_422_with_a_json_error(tmp_path):
         await client.close()
 
 
-async def test_client_delta_limit_trips_on_net_delta_and_a_limitless_config_is_refused(tmp_path):
-    client, api = await start_api(tmp_path)
-    url = str(client.server.make_url("")).rstrip("/")
-    mm = OmniclearClient(url, "0x" + api.a.key.hex(), clock_ms=api.clock)
-    taker = OmniclearClient(url, "0x" + api.b.key.hex(), clock_ms=api.clock)
-    try:
-        markets = await mm.load_markets()
-        call = next(m for m in sorted(markets.values(), key=lambda m: m["symbol"])
-                    if m["option"] and m["base"] == "ETH" and m["optionType"] == "call" and m["strike"] == 3000)
-        # 0.02 ETH of delta either way per 10 s, no quantity limit
-        cfg = await mm.set_mmp_config("ETH", 10_000, 0, None, delta_limit="0.02")
-        assert (cfg["qty_limit"], cfg["delta_limit"]) == (0, 20)
-        await mm.create_order(call["symbol"], "limit", "sell", "0.03", "100")
-        await mm.create_order(call["symbol"], "limit", "buy", "0.03", "60")
-        await taker.create_order(call["symbol"], "limit", "buy", "0.03", "100", {"timeInForce": "IOC"})
-        await taker.create_order(call["symbol"], "limit", "sell", "0.03", "60", {"timeInForce": "IOC"})
-        acct = (await mm.fetch_balance())["info"]["mmp"]["ETH"]
-        assert acct["qty_in_interval"] == 60 and acct["delta_in_interval"] == 0  # sold and bought back: flat
-        await mm.create_order(call["symbol"], "limit", "sell", "0.05", "100")
-        await taker.create_order(call["symbol"], "limit", "buy", "0.05", "100", {"timeInForce": "IOC"})
-        with pytest.raises(InvalidOrder) as e:  # about -0.026 ETH of delta: tripped, frozen until reset
-            await mm.create_order(call["symbol"], "limit", "sell", "0.01", "100")
-        assert e.value.code == "mmp_frozen"
-        with pytest.raises(BadRequest, match="qtyLimit or deltaLimit"):
-            await mm.set_mmp_config("ETH", 10_000, 0, None)
-    finally:
-        await mm.close()
-        await taker.close()
-        await client.close()
+async def test_client_delta_limit_trips_on_net_delta_and_a_limitless_config_is_refused(env):
+    _, mm, taker = env
+    markets = await mm.load_markets()
+    call = next(m for m in sorted(markets.values(), key=lambda m: m["symbol"])
+                if m["option"] and m["base"] == "ETH" and m["optionType"] == "call" and m["strike"] == 3000)
+    # 0.02 ETH of delta either way per 10 s, no quantity limit
+    cfg = await mm.set_mmp_config("ETH", 10_000, 0, None, delta_limit="0.02")
+    assert (cfg["qty_limit"], cfg["delta_limit"]) == (0, 20)
+    await mm.create_order(call["symbol"], "limit", "sell", "0.03", "100")
+    await mm.create_order(call["symbol"], "limit", "buy", "0.03", "60")
+    await taker.create_order(call["symbol"], "limit", "buy", "0.03", "100", {"timeInForce": "IOC"})
+    await taker.create_order(call["symbol"], "limit", "sell", "0.03", "60", {"timeInForce": "IOC"})
+    acct = (await mm.fetch_balance())["info"]["mmp"]["ETH"]
+    assert acct["qty_in_interval"] == 60 and acct["delta_in_interval"] == 0  # sold and bought back: flat
+    await mm.create_order(call["symbol"], "limit", "sell", "0.05", "100")
+    await taker.create_order(call["symbol"], "limit", "buy", "0.05", "100", {"timeInForce": "IOC"})
+    with pytest.raises(InvalidOrder) as e:  # about -0.026 ETH of delta: tripped, frozen until reset
+        await mm.create_order(call["symbol"], "limit", "sell", "0.01", "100")
+    assert e.value.code == "mmp_frozen"
+    with pytest.raises(BadRequest, match="qtyLimit or deltaLimit"):
+        await mm.set_mmp_config("ETH", 10_000, 0, None)

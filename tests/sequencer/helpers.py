@@ -6,6 +6,7 @@ conservation (sum of balances == sum of credited deposits) after every command.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 from aggregator import eip712
@@ -91,6 +92,15 @@ class Harness:
         out = self.seq.apply(cmd)
         assert self.seq.total_balance() == self.seq.deposited - self.seq.withdrawn, (cmd, out)
         return out
+
+    def drive(self, seed: int, n: int, **kw) -> Iterator[tuple[type, Outcome]]:  # noqa: ANN003
+        """Apply the seeded random session ``tests.sequencer.session.session(seed, n, ...)``, command by
+        command, yielding ``(command class, outcome)`` (the caller checks whatever it likes in between)."""
+        from tests.sequencer.session import session
+
+        for cls, args, ts in session(seed, n, lambda: self.seq, **kw):
+            self.now = ts
+            yield cls, self.apply(lambda s, t: cls(s, t, *args))  # noqa: B023 - called at once
 
     # -------------------------------------------------------------- command shortcuts
 

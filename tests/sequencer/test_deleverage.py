@@ -19,7 +19,6 @@ from aggregator.core.events import AutoDeleveraged, Liquidated, TradeSettled
 from aggregator.core.sequencer import Sequencer
 
 from .helpers import ALICE, BOB, CAROL, DAVE, FEE, INS, USDC, Harness, config
-from .session import session
 
 PERP = "ETH-PERP"
 BUY, SELL = 1, 2
@@ -144,9 +143,7 @@ def test_fund_ends_every_command_flat_in_perps_and_open_interest_balances(seed: 
     h = Harness(config())
     seq = h.seq
     liquidated = adl = 0
-    for cls, args, ts in session(seed, 700, lambda: h.seq, step_ms=20_000):
-        h.now = ts
-        out = h.apply(lambda s, t: cls(s, t, *args))
+    for _, out in h.drive(seed, 700, step_ms=20_000):
         liquidated += sum(type(e) is Liquidated and e.instrument.endswith("PERP") for e in out.events)
         adl += sum(type(e) is AutoDeleveraged for e in out.events)
         ins = seq._accounts[INS]
@@ -161,9 +158,8 @@ def test_fund_ends_every_command_flat_in_perps_and_open_interest_balances(seed: 
 def test_replay_of_a_session_with_deleveraging_reaches_the_same_root():
     h = Harness(config())
     adl = 0
-    for cls, args, ts in session(6, 700, lambda: h.seq, step_ms=20_000):
-        h.now = ts
-        adl += sum(type(e) is AutoDeleveraged for e in h.apply(lambda s, t: cls(s, t, *args)).events)
+    for _, out in h.drive(6, 700, step_ms=20_000):
+        adl += sum(type(e) is AutoDeleveraged for e in out.events)
     assert adl
     fresh = Sequencer(config())
     for c in h.log:

@@ -18,7 +18,6 @@ from aggregator.core import commands as C
 from aggregator.core.events import Liquidated
 
 from .helpers import ALICE, BOB, USDC, Harness, config
-from .session import session
 
 
 def bound(seq, acct) -> int | None:  # noqa: ANN001
@@ -31,9 +30,7 @@ def test_cached_bound_is_never_below_maintenance_and_sweeps_miss_nobody(seed: in
     h = Harness(config())
     seq = h.seq
     checked = liquidated = 0
-    for cls, args, ts in session(seed, 700, lambda: h.seq, step_ms=20_000):
-        h.now = ts
-        out = h.apply(lambda s, t: cls(s, t, *args))
+    for cls, out in h.drive(seed, 700, step_ms=20_000):
         liquidated += sum(type(e) is Liquidated for e in out.events)
         for acct in seq._accounts.values():
             b = bound(seq, acct)
