@@ -295,16 +295,11 @@ class WsHub:
         self._ticker_timer = None
         dirty, self._ticker_dirty = self._ticker_dirty, set()
         seq = self._ticker_seq
-        for inst in sorted(dirty):
-            conns = self.tickers.get(inst)
-            if not conns:
-                continue
-            try:
-                t = jsonable(self.service.sequencer.ticker(inst))
-            except KeyError:  # expired since
-                continue
-            msg = dumps({"type": "ticker", "channel": "ticker", "instrument": inst, "seq": seq, "ticker": t})
-            for c in conns:
+        wanted = sorted(i for i in dirty if self.tickers.get(i))
+        for t in self.service.sequencer.tickers(wanted) if wanted else ():  # one vectorised pass; expired skipped
+            inst = t["instrument"]
+            msg = dumps({"type": "ticker", "channel": "ticker", "instrument": inst, "seq": seq, "ticker": jsonable(t)})
+            for c in self.tickers.get(inst, ()):
                 c.send(msg)
 
     def drop(self, conn: Conn) -> None:

@@ -36,7 +36,7 @@ import math
 from collections import deque
 from fractions import Fraction
 
-__all__ = ["DayStats", "adl_score", "adl_quintile", "option_greeks", "implied_vol_or_none"]
+__all__ = ["DayStats", "adl_score", "adl_quintile", "option_greeks", "implied_vols"]
 
 MINUTE_MS = 60_000
 DAY_MINUTES = 1_440
@@ -122,17 +122,18 @@ def option_greeks(index: list[int], strike: list[int], years: list[float], vol: 
             "vega": np.atleast_1d(g.vega_per_point), "theta": np.atleast_1d(g.theta_per_day)}
 
 
-def implied_vol_or_none(price: int | None, index: int, strike: int, years: float, is_call: bool) -> float | None:
-    """Return the Black-76 implied vol of ``price`` (quote units), or None if none reproduces it."""
-    if price is None or years <= 0:
-        return None
-    from aggregator.core.pricing import PricingError, implied_vol
+def implied_vols(prices: list[int | None], index: list[int], strike: list[int], years: list[float],
+                 is_call: list[bool]) -> list[float | None]:
+    """Return the Black-76 implied vol of each price (quote units; None: no price, or no vol reproduces
+    it, e.g. below intrinsic or at expiry), in one vectorised solve."""
+    import numpy as np
 
-    try:
-        v = float(implied_vol(price / 1e6, index / 1e6, strike / 1e6, years, 0.0, is_call))
-    except PricingError:
-        return None
-    return None if math.isnan(v) else v  # NaN: no vol reproduces the price
+    from aggregator.core.pricing import implied_vol
+
+    p = np.array([np.nan if x is None else x / 1e6 for x in prices], dtype=np.float64)
+    v = implied_vol(p, np.asarray(index, dtype=np.float64) / 1e6, np.asarray(strike, dtype=np.float64) / 1e6,
+                    np.asarray(years, dtype=np.float64), 0.0, np.asarray(is_call, dtype=bool))
+    return [None if math.isnan(x) else float(x) for x in np.atleast_1d(v)]
 
 
 def adl_score(size: int, cost: int, mark: int, scale: int, equity: int) -> Fraction:

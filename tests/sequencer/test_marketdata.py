@@ -203,3 +203,24 @@ def test_funding_history_records_each_interval_with_its_rate_and_mark():
     assert h.seq._funding_hist["ETH"].maxlen == 720  # bounded by funding_kept
     with pytest.raises(UnknownInstrument):
         h.seq.funding_history(CALL)
+
+
+def test_all_tickers_in_one_pass_agree_with_each_ticker_alone():
+    h = funded(ALICE, BOB)
+    h.price("BTC-USD", 90_000)
+    names = [m["instrument"] for m in h.seq.markets()]
+    for n in names[:20]:
+        h.place(BOB, n, SELL, 500 * USDC, 10)
+        h.place(BOB, n, BUY, 1 * USDC, 10)
+    every = {t["instrument"]: t for t in h.seq.tickers()}
+    assert list(every) == names and len(names) > 300
+    for n in names[:20] + names[-5:]:
+        one = h.seq.ticker(n)
+        for k, v in one.items():
+            if k == "greeks" and v is not None:
+                assert all(math.isclose(v[g], every[n]["greeks"][g], rel_tol=1e-12, abs_tol=1e-15) for g in v)
+            elif isinstance(v, float):
+                assert math.isclose(v, every[n][k], rel_tol=1e-9), (n, k)
+            else:
+                assert v == every[n][k], (n, k)
+    assert h.seq.tickers(["NOPE", names[0]])[0]["instrument"] == names[0]  # unknown ones skipped
