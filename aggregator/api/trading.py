@@ -309,6 +309,10 @@ async def get_funding_history(request: web.Request) -> web.Response:
     return _json({"instrument": inst, "funding": hist})
 
 
+async def get_insurance(request: web.Request) -> web.Response:
+    return _json(jsonable(_service(request).sequencer.insurance()))
+
+
 async def get_trades(request: web.Request) -> web.Response:
     svc = _service(request)
     inst = _instrument_or_404(svc, request.match_info["instrument"])
@@ -467,6 +471,10 @@ def _routes() -> list[Route]:
               "A perpetual's last funding intervals, oldest first: time, rate (1e-8 per interval), mark",
               "market data", query=(("limit", "1..1000, default 100", False),),
               errors=("unknown_instrument", "invalid_request")),
+        Route("GET", "/v1/insurance", get_insurance,
+              "The insurance fund: balance, the options it holds, and its record (liquidations and penalties, "
+              "bankruptcies covered, size unwound in the book, auto-deleveragings, loss socialised after fees)",
+              "market data"),
         Route("GET", "/v1/markets/{instrument}/trades", get_trades, "Recent trades", "market data",
               query=(("limit", "1..1000, default 100", False),), errors=("unknown_instrument", "invalid_request")),
         Route("POST", "/v1/orders", _signed_handler("order"), "Place one signed order", "trading",

@@ -699,6 +699,9 @@ class Sequencer:
         d.setdefault("_lp_funding", {})  # chain -> deposits of the liquidity account there (rebalancing weights)
         d.setdefault("_mmp", {})  # (account, underlying) -> MmpState
         d.setdefault("_unwind_due", [])  # perps whose positions the fund took over this command, see _unwind
+        d.setdefault("_ins_stats", {"penalties": 0, "liquidations": 0, "bankruptcies_covered": 0,
+                                    "bankruptcy_total": 0, "auto_deleveraged": 0, "unwound_in_book": 0,
+                                    "socialised": 0})  # the insurance fund's record (reads only)
         d.setdefault("_funding_hist", {})  # underlying -> deque of (ts_ms, rate_e8, mark) of each funding
         d.setdefault("_mmp_hit", [])
         d.setdefault("_delta_cache", {})  # option name -> (index, mark time, Black-76 delta), see _option_delta  # (account, underlying) whose limit this command's fills passed
@@ -2002,6 +2005,9 @@ class Sequencer:
         penalty = min(penalty, max(acct.total, 0))
         self._move(acct, -penalty)
         self._move(ins, penalty)
+        st = self._ins_stats
+        st["penalties"] += penalty
+        st["liquidations"] += 1
         events.append(Liquidated(acct.address, name, s, price, penalty))
 
     def _cover(self, acct: Account, events: list) -> None:
@@ -2010,6 +2016,8 @@ class Sequencer:
             amt = -acct.total
             self._move(self._insurance, -amt)
             self._move(acct, amt)
+            self._ins_stats["bankruptcies_covered"] += 1
+            self._ins_stats["bankruptcy_total"] += amt
             events.append(BankruptcyCovered(acct.address, amt))
 
     def _unwind(self, events: list) -> int:
@@ -2054,6 +2062,7 @@ class Sequencer:
                 except _Reject:  # nothing changed (e.g. the band is below one tick)
                     break
                 events.extend(out.events)
+                self._ins_stats["unwound_in_book"] += out.result["filled"]
                 if out.result["filled"] < qty:
                     break
             iex = ins.exposures.get(name)
@@ -2080,6 +2089,7 @@ class Sequencer:
                 if acct.ro_orders:
                     self._ro_dirty.append((acct, m))
                 events.append(AutoDeleveraged(acct.address, name, d, mark, rank))
+                self._ins_stats["auto_deleveraged"] += 1
                 n += 1
                 if not rest:
                     break
@@ -2481,6 +2491,8 @@ class Sequencer:
             self._batch_dirty = dirty
             raise
         self._batch_dirty = {}
+        for e in socialised:
+            self._ins_stats["socialised"] += e.socialised
         # ------------------------------------------------ effects (totals, hence the state root, unchanged)
         batch = plan.batch
         n = batch.number
@@ -2686,6 +2698,16 @@ class Sequencer:
 
     def _option_years(self, m: Market) -> float:
         return max(m.expiry_ms - self._mark_ts.get(m.underlying, self._now_ms), 0) / YEAR_MS
+
+    def insurance(self) -> dict:
+        """Return the insurance fund: balance, the options it holds (its perps are unwound in the command
+        that took them over), and its record since genesis: liquidations and the penalties they paid,
+        bankruptcies covered and their total, perp size unwound in the book, auto-deleveragings, and
+        what was socialised over other accounts after fees (internal units)."""
+        ins = self._insurance
+        view = self.account(ins.address) or {}
+        return {"account": ins.address, "balance": ins.total, "positions": view.get("positions", []),
+                **self._ins_stats}
 
     def _adl_rank(self, acct: Account, ex: Exposure) -> int | None:
         """Return the quintile (5: deleveraged first) of a perp position in its side's ADL queue.

@@ -176,6 +176,9 @@ async def test_account_channel_carries_the_liquidation_and_the_deleveraging(env)
         (adl,) = [e for e in seen if e["type"] == "AutoDeleveraged"]
         assert (adl["account"], adl["instrument"], int(adl["size"]), adl["rank"]) == (api.a.address, "ETH-PERP", 10, 1)
     assert (await a.fetch_positions()) == []
+    fund = await (await api.client.get("/v1/insurance")).json()
+    assert (fund["liquidations"], fund["auto_deleveraged"], fund["positions"]) == (1, 1, [])
+    assert fund["bankruptcies_covered"] == 1 and int(fund["bankruptcy_total"]) > 0  # 10 USDC could not cover it
 
 
 async def test_fetch_ohlcv_and_funding_rate_history(env):

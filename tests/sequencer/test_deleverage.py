@@ -187,3 +187,26 @@ def test_a_funding_liquidation_on_tick_is_unwound_in_the_same_tick():
         (ALICE, INS, 2_800 * USDC, 1000)]
     assert out.result["auto_deleveraged"] == 0
     assert h.pos(INS, PERP) == 0 and h.pos(ALICE, PERP) == 1000 and h.pos(BOB, PERP) == -1000
+
+
+def test_the_fund_keeps_a_record_of_what_it_paid_and_received():
+    h = Harness(config(liquidation_band_bps=100))
+    h.price("ETH-USD", 3_000)
+    for a in (ALICE, BOB, DAVE):
+        h.deposit(a, 100_000 * USDC)
+    carol_long(h, 400 * USDC, [(BOB, 3_000 * USDC, 1000)])
+    assert h.place(ALICE, PERP, BUY, 2_690 * USDC, 300).accepted
+    out = h.price("ETH-USD", 2_700)  # liquidated with a penalty; 300 unwound in the book, 700 deleveraged
+    (liq,) = [e for e in out.events if type(e) is Liquidated]
+    rec = h.seq.insurance()
+    assert (rec["liquidations"], rec["penalties"], rec["unwound_in_book"], rec["auto_deleveraged"]) == (
+        1, liq.penalty, 300, 1)
+    assert rec["balance"] == h.bal(INS) and rec["positions"] == [] and rec["bankruptcies_covered"] == 0
+    h2 = Harness(config())
+    h2.price("ETH-USD", 3_000)
+    h2.deposit(BOB, 100_000 * USDC)
+    carol_long(h2, 400 * USDC, [(BOB, 3_000 * USDC, 1000)])
+    out = h2.price("ETH-USD", 2_500)  # bankrupt: the fund covers the hole
+    (cov,) = [e for e in out.events if type(e).__name__ == "BankruptcyCovered"]
+    rec = h2.seq.insurance()
+    assert (rec["bankruptcies_covered"], rec["bankruptcy_total"], rec["penalties"]) == (1, cov.amount, 0)

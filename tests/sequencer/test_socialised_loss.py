@@ -45,6 +45,7 @@ def test_close_batch_after_bankruptcy_refills_fund_from_fees_then_pro_rata():
     out = close(h)
     assert out.accepted, out
     assert out.events[0] == LossSocialised(hole, fees, rest, 3)
+    assert h.seq.insurance()["socialised"] == rest  # the fund's record counts what others paid
     assert type(out.events[-1]) is BatchClosed
     assert h.bal(INS) == 0 and h.bal(FEE) == 0
     for a, v in payers.items():
