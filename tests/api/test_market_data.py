@@ -206,3 +206,19 @@ async def test_fetch_ohlcv_and_funding_rate_history(env):
     opt = next(s for s, m in a.markets.items() if m["option"])
     r = await api.client.get(f"/v1/markets/{a.markets[opt]['id']}/funding-history")
     assert r.status == 400
+
+
+async def test_public_reads_take_their_cost_from_the_per_ip_bucket(tmp_path):
+    from aggregator.api.trading import READ_COST, TradingOptions
+    from tests.api.conftest import start_api
+
+    client, api = await start_api(tmp_path, TradingOptions(rate=None, ip_rate=1.0, ip_burst=60.0))
+    try:
+        assert READ_COST["tickers"] == 50.0
+        assert (await client.get("/v1/tickers")).status == 200  # 50 of the 60 burst
+        r = await client.get("/v1/tickers")
+        js = await r.json()
+        assert r.status == 429 and js["error"]["code"] == "rate_limited"
+        assert (await client.get("/v1/markets/ETH-PERP/ticker")).status == 200  # a cheap read still fits
+    finally:
+        await client.close()
