@@ -261,10 +261,16 @@ class OmniclearClient:
                 out.append((await self.market(t["instrument"]), t))
         return out
 
+    async def _ticker_of(self, symbol: str, kind: str | None = None) -> tuple[Market, dict[str, Any]]:
+        """Return (market, its ``GET /v1/markets/{id}/ticker``); ``BadSymbol`` unless of ``kind`` (if given)."""
+        m = await self.market(symbol)
+        if kind is not None and m.kind != kind:
+            raise BadSymbol(f"{symbol} is a {m.kind}, not a {kind} market", code="invalid_request")
+        return m, await self._fetch("GET", f"/v1/markets/{m.id}/ticker")
+
     async def fetch_ticker(self, symbol: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Return the ccxt ticker: best bid/ask with sizes, last, mark, index, 24-hour figures (by the minute)."""
-        m = await self.market(symbol)
-        return parse.ticker(m, await self._fetch("GET", f"/v1/markets/{m.id}/ticker"))
+        return parse.ticker(*await self._ticker_of(symbol))
 
     async def fetch_tickers(self, symbols: list[str] | None = None,
                             params: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]:
@@ -274,10 +280,7 @@ class OmniclearClient:
     async def fetch_funding_rate(self, symbol: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Return a perpetual's ccxt funding rate: ``fundingRate`` is the rate the next funding would charge
         now, ``previousFundingRate`` the last one charged; ``BadSymbol`` for an option."""
-        m = await self.market(symbol)
-        if m.kind != "perpetual":
-            raise BadSymbol(f"{symbol} is not a perpetual", code="invalid_request")
-        return parse.funding_rate(m, await self._fetch("GET", f"/v1/markets/{m.id}/ticker"))
+        return parse.funding_rate(*await self._ticker_of(symbol, "perpetual"))
 
     async def fetch_funding_rates(self, symbols: list[str] | None = None,
                                   params: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]:
@@ -307,10 +310,7 @@ class OmniclearClient:
     async def fetch_greeks(self, symbol: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Return an option's ccxt greeks (Black-76 on the mark's inputs, bid/ask implied vols); ``BadSymbol``
         for a perpetual."""
-        m = await self.market(symbol)
-        if m.kind != "option":
-            raise BadSymbol(f"{symbol} is not an option", code="invalid_request")
-        return parse.greeks(m, await self._fetch("GET", f"/v1/markets/{m.id}/ticker"))
+        return parse.greeks(*await self._ticker_of(symbol, "option"))
 
     async def fetch_all_greeks(self, symbols: list[str] | None = None,
                                params: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]:
