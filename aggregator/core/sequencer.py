@@ -460,7 +460,8 @@ class SequencerConfig:
         b = self.liquidation_band_bps
         if not isinstance(b, int) or isinstance(b, bool) or not 0 <= b < BPS:
             raise ValueError(f"liquidation_band_bps must be an int in [0, 10000), got {b!r}")
-        for n in ("funding_interval_ms", "nonce_window_ms", "max_open_orders", "hub_chain_id"):
+        for n in ("funding_interval_ms", "nonce_window_ms", "max_open_orders", "hub_chain_id", "orders_kept",
+                  "funding_kept"):
             if getattr(self, n) <= 0:
                 raise ValueError(f"{n} must be positive")
 
@@ -635,7 +636,6 @@ class Sequencer:
         self._last_px: dict[str, tuple[int, int]] = {}  # underlying -> (publish ms, index)
         self._fixings: dict[tuple[str, int], tuple[int, bool]] = {}
         self._pending_fix: dict[str, list[int]] = {}  # underlying -> sorted unfixed expiries
-        self._funding_rate: dict[str, int] = {}
         self._next_funding_ms: int | None = None
         self._next_roll_ms: int | None = None
         self._now_ms = 0
@@ -703,8 +703,12 @@ class Sequencer:
                                     "bankruptcy_total": 0, "auto_deleveraged": 0, "unwound_in_book": 0,
                                     "socialised": 0})  # the insurance fund's record (reads only)
         d.setdefault("_funding_hist", {})  # underlying -> deque of (ts_ms, rate_e8, mark) of each funding
-        d.setdefault("_mmp_hit", [])
-        d.setdefault("_delta_cache", {})  # option name -> (index, mark time, Black-76 delta), see _option_delta  # (account, underlying) whose limit this command's fills passed
+        d.setdefault("_mmp_hit", [])  # (account, underlying) whose limit this command's fills passed
+        # caches (in _NOT_STATE): option name -> (index, mark time, Black-76 delta), see _option_delta;
+        # option name -> (index, mark time, mark), see _mark_of; perp name -> (seq, ADL quintiles), see _adl_rank
+        d.setdefault("_delta_cache", {})
+        d.setdefault("_mark_cache", {})
+        d.setdefault("_adl_cache", {})
         d.setdefault("_triggers", {})  # trigger id -> Trigger, untriggered, in placement order
         d.setdefault("_acct_triggers", {})  # account -> {trigger id: Trigger}
         d.setdefault("_trig_up", {})  # underlying -> heap of (trigger price, id) of triggerAbove ones (lazy deletion)
@@ -1025,9 +1029,14 @@ class Sequencer:
         if r.reduce_only:
             acct.ro_orders -= 1
         self._unreserve(r)
-        acct.done.append((order_id, r.client_order_id, r.market.name, r.side, r.price, r.size, r.size - r.remaining,
-                          status, r.ts_ms, self._now_ms, r.reduce_only, r.tif, r.value, 1, 0))
+        self._ended(r, status)
         return r
+
+    def _ended(self, r: RestingOrder, status: int) -> None:
+        """Record resting order ``r`` (a limit order: only those rest) as ended with ``status``."""
+        r.account.done.append((r.order_id, r.client_order_id, r.market.name, r.side, r.price, r.size,
+                               r.size - r.remaining, status, r.ts_ms, self._now_ms, r.reduce_only, r.tif, r.value,
+                               1, 0))
 
     # ------------------------------------------------------------------ orders
 
@@ -1257,8 +1266,7 @@ class Sequencer:
             del maker.orders[mk.order_id]
             if mk.reduce_only:
                 maker.ro_orders -= 1
-            maker.done.append((mk.order_id, mk.client_order_id, m.name, mk.side, mk.price, mk.size, mk.size,
-                               _FILLED, mk.ts_ms, self._now_ms, mk.reduce_only, mk.tif, mk.value, 1, 0))
+            self._ended(mk, _FILLED)
         if self._mmp and not m.is_perp and not mk.reduce_only:
             key = (maker.address, m.underlying)
             st = self._mmp.get(key)
@@ -1741,9 +1749,7 @@ class Sequencer:
             if r.reduce_only:
                 acct.ro_orders -= 1
             status = "cancelled" if ended else "filled"
-            acct.done.append((r.order_id, r.client_order_id, m.name, r.side, r.price, r.size, r.size - r.remaining,
-                              _CANCELLED if ended else _FILLED, r.ts_ms, self._now_ms, r.reduce_only, r.tif,
-                              r.value, 1, 0))
+            self._ended(r, _CANCELLED if ended else _FILLED)
         if self._ro_dirty:
             self._enforce_reduce_only(out_events)
         if self._mmp_hit:
@@ -2257,7 +2263,6 @@ class Sequencer:
             if ref is None:
                 continue
             rate = funding_rate_e8(ref, idx, clamp_e8)
-            self._funding_rate[und] = rate
             mark = self._mark[und]
             hist = self._funding_hist.get(und)
             if hist is None:
@@ -2626,7 +2631,8 @@ class Sequencer:
              "best_bid": m.book.best_bid(), "best_ask": m.book.best_ask(), "last_price": m.last_price,
              "open_interest": sum(ex.size for ex in m.holders.values() if ex.size > 0)}
         if m.is_perp:
-            d["funding_rate_e8"] = self._funding_rate.get(und, 0)
+            hist = self._funding_hist.get(und)
+            d["funding_rate_e8"] = hist[-1][1] if hist else 0  # the last one charged
             d["next_funding_ms"] = self._next_funding_ms
         return d
 
@@ -2719,7 +2725,7 @@ class Sequencer:
         mark = self._mark.get(m.underlying)
         if mark is None or not ex.size:
             return None
-        cache = self.__dict__.setdefault("_adl_cache", {})
+        cache = self._adl_cache
         hit = cache.get(m.name)
         if hit is None or hit[0] != self._seq:
             ins, fee_acct = self._insurance, self._fee
@@ -2732,14 +2738,14 @@ class Sequencer:
             hit = cache[m.name] = (self._seq, ranks)
         return hit[1].get(acct.address)
 
-    def _liquidation_prices(self, acct: Account) -> dict[str, int]:
+    def _liquidation_prices(self, acct: Account, mm: int) -> dict[str, int]:
         """Return, per underlying the account holds a perp on, the first mark (on the perp's tick grid)
         at which the sweep would liquidate it if only that mark moved: just past the mark ``P`` where
         equity meets the maintenance requirement (below ``P`` when net long, above when net short).
         An estimate: the other marks, and every short option's requirement, are held where they are
         now; the perps' variation and requirement are linear in the mark, so for perps alone it is
         exact up to the requirement's rounding. Absent: no positive ``P`` (that underlying alone
-        cannot liquidate the account)."""
+        cannot liquidate the account). ``mm``: the account's maintenance requirement now."""
         per: dict[str, list] = {}
         for ex in acct.exposures.values():
             if ex.size and ex.market.is_perp:
@@ -2748,9 +2754,6 @@ class Sequencer:
                 d[0] += Fraction(ex.size, m.scale)  # equity per unit of mark
                 d[1] += Fraction(abs(ex.size) * m.mm_bps, m.scale * BPS)  # requirement per unit of mark
                 d[2] += -(-abs(ex.size) * self._mark[m.underlying] * m.mm_bps // (m.scale * BPS))  # as now
-        if not per:
-            return {}
-        mm = self._maintenance(acct)
         out = {}
         for und, (delta, slope, now_req) in sorted(per.items()):
             den = delta - slope
@@ -2802,7 +2805,7 @@ class Sequencer:
         if idx is None or m.expiry_ms is None:
             return None
         ts = self._mark_ts.get(und, self._now_ms)
-        cache = self.__dict__.setdefault("_mark_cache", {})  # name -> (index, mark time, mark): not state
+        cache = self._mark_cache
         hit = cache.get(m.name)
         if hit is not None and hit[0] == idx and hit[1] == ts:
             return hit[2]
@@ -2875,15 +2878,19 @@ class Sequencer:
                     out.append(t.to_dict())
                 continue
             r = acct.orders[oid]
-            if instrument is not None and r.market.name != instrument:
-                continue
-            out.append({"order_id": oid, "client_order_id": r.client_order_id, "instrument": r.market.name,
-                        "side": "buy" if r.side == _BUY else "sell", "price": r.price, "size": r.size,
-                        "filled": r.size - r.remaining, "remaining": r.remaining, "reduce_only": r.reduce_only,
-                        "time_in_force": r.tif, "filled_value": r.value,
-                        "average_price": r.value // (r.size - r.remaining) if r.value else None,
-                        "status": "open" if r.size == r.remaining else "partially_filled", "ts_ms": r.ts_ms})
+            if instrument is None or r.market.name == instrument:
+                out.append(self._open_dict(r))
         return out
+
+    @staticmethod
+    def _open_dict(r: RestingOrder) -> dict:
+        """The ``open_orders`` entry of resting order ``r``."""
+        return {"order_id": r.order_id, "client_order_id": r.client_order_id, "instrument": r.market.name,
+                "side": "buy" if r.side == _BUY else "sell", "price": r.price, "size": r.size,
+                "filled": r.size - r.remaining, "remaining": r.remaining, "reduce_only": r.reduce_only,
+                "time_in_force": r.tif, "filled_value": r.value,
+                "average_price": r.value // (r.size - r.remaining) if r.value else None,
+                "status": "open" if r.size == r.remaining else "partially_filled", "ts_ms": r.ts_ms}
 
     @staticmethod
     def _done_dict(rec: tuple) -> dict:
@@ -2902,8 +2909,12 @@ class Sequencer:
         if acct is None or not (order_id or client_order_id):
             return None
         if order_id:
-            if order_id in acct.orders or order_id in self._acct_triggers.get(acct.address, {}):
-                return next(o for o in self.open_orders(acct.address) if o["order_id"] == order_id)
+            r = acct.orders.get(order_id)
+            if r is not None:
+                return self._open_dict(r)
+            t = self._acct_triggers.get(acct.address, {}).get(order_id)
+            if t is not None:
+                return t.to_dict()
             match = [r for r in acct.done if r[0] == order_id]
         else:
             live = [o for o in self.open_orders(acct.address) if o["client_order_id"] == client_order_id]
@@ -2931,7 +2942,9 @@ class Sequencer:
         if acct is None:
             return None
         positions = []
-        liq = self._liquidation_prices(acct)
+        im = self._initial(acct)
+        mm = self._maintenance(acct)
+        liq = self._liquidation_prices(acct, mm)
         for name in sorted(acct.exposures):
             ex = acct.exposures[name]
             if not ex.size:
@@ -2946,8 +2959,6 @@ class Sequencer:
                               "pnl_in_balance": m.is_perp,
                               "adl_rank": self._adl_rank(acct, ex) if m.is_perp else None,
                               "liquidation_price": liq.get(m.underlying) if m.is_perp else None})
-        im = self._initial(acct)
-        mm = self._maintenance(acct)
         return {"address": acct.address, "balances": {str(c): v for c, v in sorted(acct.balances.items())},
                 "primary_chain_id": acct.primary_chain, "total_collateral": acct.total, "equity": acct.total,
                 "positions": positions, "initial_margin": im, "maintenance_margin": mm,
