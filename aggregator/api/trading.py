@@ -285,11 +285,11 @@ async def get_tickers(request: web.Request) -> web.Response:
 
 async def get_ticker(request: web.Request) -> web.Response:
     svc = _service(request, "read")
-    inst = _instrument_or_404(svc, request.match_info["instrument"])
+    inst = request.match_info["instrument"]
     try:
         return _json(jsonable(svc.sequencer.ticker(inst)))
-    except KeyError:  # UnknownInstrument: expired since it was listed
-        raise ApiError(f"instrument {inst!r} is not active", code="unknown_instrument", status=404) from None
+    except KeyError:  # UnknownInstrument: never listed, or expired
+        raise ApiError(f"instrument {inst[:64]!r} is not listed", code="unknown_instrument", status=404) from None
 
 
 _CANDLE_MINUTES = {"1m": 1, "5m": 5, "15m": 15, "1h": 60}

@@ -17,8 +17,9 @@ Public channels
     ticker (as ``GET /v1/markets/{instrument}/ticker``) at once, then again after every
     published batch of commands that changed its book, traded it or moved its
     underlying's mark (coalesced: at most every 100 ms): ``{"type": "ticker", "channel":
-    "ticker", "instrument", "seq", "ticker": {...}}``. A ticker is read from the sequencer when sent, so (like the REST
-    ticker) it may already include commands sequenced after ``seq``.
+    "ticker", "instrument", "seq", "ticker": {...}}``. A ticker is read from the sequencer
+    when sent, so (like the REST ticker) it may already include commands sequenced after
+    ``seq``.
     Book and trade messages are only sent for durable commands (after the journal's
     fsync), in sequence order.
 
@@ -210,7 +211,7 @@ class WsHub:
         self.books: dict[str, set[Conn]] = {}
         self.trades: dict[str, set[Conn]] = {}
         self.tickers: dict[str, set[Conn]] = {}
-        self._ticker_dirty: set[str] = set()  # changed since the last flush (see _send_tickers)
+        self._ticker_dirty: set[str] = set()  # changed since the last flush (see _note_tickers)
         self._ticker_seq = 0
         self._ticker_timer: asyncio.TimerHandle | None = None
         self.private: dict[str, set[Conn]] = {}  # account -> connections with any private channel
@@ -257,7 +258,7 @@ class WsHub:
                             c.send_obj({"type": "fills", "channel": "fills", "seq": p.cmd.seq,
                                         "ts_ms": p.cmd.ts_ms, "fills": fills})
         if self.tickers:
-            self._send_tickers(batch)
+            self._note_tickers(batch)
         for acct, acct_events in accounts_touched.items():
             conns = [c for c in self.private.get(acct, ()) if "account" in c.private]
             if conns:
@@ -267,14 +268,14 @@ class WsHub:
                 for c in conns:
                     c.send(msg)
 
-    def _send_tickers(self, batch: list[Published]) -> None:
+    def _note_tickers(self, batch: list[Published]) -> None:
         """Note every subscribed instrument the batch changed (book, trade or mark); their tickers go out
         together at most every ``TICKER_INTERVAL_S`` (an option's ticker solves two implied vols: a burst
         of mark updates must not recompute them per batch on the publishing path)."""
         changed: set[str] = set()
         unds: set[str] = set()
         for p in batch:
-            changed.update(i for i in p.book if i in self.tickers)
+            changed.update(p.book)
             for ev in p.outcome.events:
                 name = type(ev).__name__
                 if name == "OrderFilled" or name == "FundingPaid":
