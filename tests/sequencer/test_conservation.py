@@ -20,7 +20,7 @@ from aggregator.core import commands as C
 from aggregator.core.events import DepositCredited, TradeSettled
 from aggregator.core.sequencer import Sequencer
 from tests.sequencer.helpers import FEE, Harness, check_books_and_reserves, observable
-from tests.sequencer.session import START_MS, session
+from tests.sequencer.session import START_MS
 
 
 def run(seed: int, n: int, **kw) -> tuple[Harness, Counter, Counter, int, int]:
@@ -28,9 +28,7 @@ def run(seed: int, n: int, **kw) -> tuple[Harness, Counter, Counter, int, int]:
     codes: Counter = Counter()
     events: Counter = Counter()
     fees = credited = 0
-    for cls, args, ts in session(seed, n, lambda: h.seq, **kw):
-        h.now = ts
-        out = h.apply(lambda s, t: cls(s, t, *args))  # asserts total == deposited
+    for _, out in h.drive(seed, n, **kw):  # Harness.apply asserts total == deposited
         codes[out.code or "accepted"] += 1
         for e in out.events:
             events[type(e).__name__] += 1

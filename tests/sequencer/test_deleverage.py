@@ -31,6 +31,15 @@ def ceil_div(a: int, b: int) -> int:
     return -(-a // b)
 
 
+def priced(*funded: str, band: int = 100) -> Harness:
+    """ETH at 3000 and ``liquidation_band_bps`` ``band``; each of ``funded`` deposits 100,000 USDC."""
+    h = Harness(config(liquidation_band_bps=band))
+    h.price("ETH-USD", 3_000)
+    for a in funded:
+        h.deposit(a, 100_000 * USDC)
+    return h
+
+
 def carol_long(h: Harness, collateral: int, counterparties: list[tuple[str, int, int]]) -> None:
     """Carol buys 1 ETH-PERP from ``(account, price, size)`` sellers (all filled), with ``collateral``."""
     h.deposit(CAROL, collateral)
@@ -42,10 +51,7 @@ def carol_long(h: Harness, collateral: int, counterparties: list[tuple[str, int,
 
 
 def test_fund_unwinds_into_bids_within_the_band_then_deleverages_the_rest():
-    h = Harness(config(liquidation_band_bps=100))
-    h.price("ETH-USD", 3_000)
-    for a in (ALICE, BOB, DAVE):
-        h.deposit(a, 100_000 * USDC)
+    h = priced(ALICE, BOB, DAVE)
     carol_long(h, 400 * USDC, [(BOB, 3_000 * USDC, 1000)])
     mark = 2_700 * USDC
     # bids: Alice 300 at 2690 and Dave 200 at 2680 (inside 1% of 2700), Alice 500 at 2600 (outside)
@@ -75,10 +81,7 @@ def test_fund_unwinds_into_bids_within_the_band_then_deleverages_the_rest():
 
 
 def test_band_zero_skips_the_book_below_the_mark():
-    h = Harness(config(liquidation_band_bps=0))
-    h.price("ETH-USD", 3_000)
-    for a in (ALICE, BOB):
-        h.deposit(a, 100_000 * USDC)
+    h = priced(ALICE, BOB, band=0)
     carol_long(h, 400 * USDC, [(BOB, 3_000 * USDC, 1000)])
     assert h.place(ALICE, PERP, BUY, 2_690 * USDC, 300).accepted
     out = h.price("ETH-USD", 2_700)
@@ -92,10 +95,7 @@ def test_deleveraging_queue_ranks_by_profit_ratio_times_leverage():
     """Three shorts: Bob and Dave sold 400 at 3000 (the best profit ratio), Dave on 2k of collateral
     (most leverage), Erin 600 at 2950 on 100k (less profit, but more notional than Bob): Dave
     first, then Erin, partly; Bob, first by profit and by address, is not touched."""
-    h = Harness(config())
-    h.price("ETH-USD", 3_000)
-    h.deposit(ALICE, 100_000 * USDC)
-    h.deposit(BOB, 100_000 * USDC)
+    h = priced(ALICE, BOB)
     h.deposit(DAVE, 2_000 * USDC)
     h.deposit(ERIN, 100_000 * USDC)
     # Erin sells 600 at 2950 to Alice first, then Bob and Dave 400 each at 3000 to Carol
@@ -120,10 +120,7 @@ def test_deleveraging_queue_ranks_by_profit_ratio_times_leverage():
 
 
 def test_a_partial_deleverage_leaves_the_rest_and_recaps_reduce_only_orders():
-    h = Harness(config())
-    h.price("ETH-USD", 3_000)
-    h.deposit(ALICE, 100_000 * USDC)
-    h.deposit(BOB, 100_000 * USDC)
+    h = priced(ALICE, BOB)
     carol_long(h, 300 * USDC, [(BOB, 3_000 * USDC, 500)])  # Carol long 500, Bob short 500
     assert h.place(BOB, PERP, SELL, 3_000 * USDC, 700).accepted
     assert h.place(ALICE, PERP, BUY, 3_000 * USDC, 700, tif=IOC).result["filled"] == 700  # Bob short 1200
@@ -190,10 +187,7 @@ def test_a_funding_liquidation_on_tick_is_unwound_in_the_same_tick():
 
 
 def test_the_fund_keeps_a_record_of_what_it_paid_and_received():
-    h = Harness(config(liquidation_band_bps=100))
-    h.price("ETH-USD", 3_000)
-    for a in (ALICE, BOB, DAVE):
-        h.deposit(a, 100_000 * USDC)
+    h = priced(ALICE, BOB, DAVE)
     carol_long(h, 400 * USDC, [(BOB, 3_000 * USDC, 1000)])
     assert h.place(ALICE, PERP, BUY, 2_690 * USDC, 300).accepted
     out = h.price("ETH-USD", 2_700)  # liquidated with a penalty; 300 unwound in the book, 700 deleveraged
@@ -202,9 +196,7 @@ def test_the_fund_keeps_a_record_of_what_it_paid_and_received():
     assert (rec["liquidations"], rec["penalties"], rec["unwound_in_book"], rec["auto_deleveraged"]) == (
         1, liq.penalty, 300, 1)
     assert rec["balance"] == h.bal(INS) and rec["positions"] == [] and rec["bankruptcies_covered"] == 0
-    h2 = Harness(config())
-    h2.price("ETH-USD", 3_000)
-    h2.deposit(BOB, 100_000 * USDC)
+    h2 = priced(BOB)
     carol_long(h2, 400 * USDC, [(BOB, 3_000 * USDC, 1000)])
     out = h2.price("ETH-USD", 2_500)  # bankrupt: the fund covers the hole
     (cov,) = [e for e in out.events if type(e).__name__ == "BankruptcyCovered"]
