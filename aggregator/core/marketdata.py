@@ -70,10 +70,14 @@ class DayStats:
         while bs[0][0] <= minute - DAY_MINUTES:
             bs.popleft()
 
+    def _live(self, now_ms: int) -> list[list[int]]:
+        """The buckets of the 1,440 minutes up to and including ``now_ms``'s, oldest first."""
+        first = now_ms // MINUTE_MS - DAY_MINUTES + 1
+        return [b for b in self.buckets if b[0] >= first]
+
     def window(self, now_ms: int) -> dict:
         """Return the statistics of the 24 hours up to ``now_ms`` (None prices: no trade)."""
-        first = now_ms // MINUTE_MS - DAY_MINUTES + 1
-        live = [b for b in self.buckets if b[0] >= first]
+        live = self._live(now_ms)
         if not live:
             return {"volume": 0, "quote_volume": 0, "high": None, "low": None, "open": None, "close": None,
                     "trades": 0}
@@ -81,16 +85,12 @@ class DayStats:
                 "high": max(b[3] for b in live), "low": min(b[4] for b in live), "open": live[0][5],
                 "close": live[-1][6], "trades": sum(b[7] for b in live)}
 
-
     def candles(self, now_ms: int, minutes: int, limit: int) -> list[list[int]]:
         """Return up to ``limit`` newest ``[open time ms, open, high, low, close, volume]`` candles of
         ``minutes`` minutes (aligned to multiples of it since the epoch) over the last 24 hours, oldest
         first; intervals without a trade have no candle."""
-        first = now_ms // MINUTE_MS - DAY_MINUTES + 1
         out: list[list[int]] = []
-        for b in self.buckets:
-            if b[0] < first:
-                continue
+        for b in self._live(now_ms):
             start = b[0] // minutes * minutes * MINUTE_MS
             if out and out[-1][0] == start:
                 c = out[-1]
